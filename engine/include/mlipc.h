@@ -1,0 +1,111 @@
+/*
+ * mlipc.h -- the plain C ABI of an interatomic-potential engine.
+ *
+ * Implemented by the embedded engine of optbench (libmlipc.so) and, with the same
+ * symbols, by the MLIP-4 shim in mlip4_patches/.  Design after spglib: opaque
+ * handles, every function returns 0 (MLIPC_OK) or an error code, and
+ * mlipc_last_error() returns the message of the last failing call on this thread.
+ * No C++ types cross the boundary; arrays are caller-owned, C-contiguous, float64
+ * unless stated.  Units: Angstrom, eV, eV/Angstrom; stresses are MLIP's
+ * `PlusStress` (the virial, eV), order xx yy zz yz xz xy.
+ *
+ * Loss (over the configurations k listed in idx):
+ *   L = sum_k  wE_k (E_k - E*_k)^2
+ *            + wF_k sum_i |F_ik - F*_ik|^2
+ *            + wS_k sum_{a,b in xyz} (S_k,ab - S*_k,ab)^2      (full 3x3: off-diagonals twice)
+ * with per-configuration weights (wE_k, wF_k, wS_k) passed by the caller.  A label that
+ * is missing (NaN in the data set) is allowed only where its weight is zero.
+ */
+#ifndef MLIPC_H
+#define MLIPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MLIPC_ABI_VERSION 1
+
+enum mlipc_status {
+    MLIPC_OK = 0,
+    MLIPC_ERR_ARGUMENT = 1,    /* null pointer, wrong array length, index out of range */
+    MLIPC_ERR_IO = 2,          /* a file cannot be opened, read or written */
+    MLIPC_ERR_FORMAT = 3,      /* a potential file or spec string is malformed */
+    MLIPC_ERR_DATA = 4,        /* data inconsistent with the potential or with itself */
+    MLIPC_ERR_NUMERIC = 5,     /* a non-finite value where a finite one is required */
+    MLIPC_ERR_MEMORY = 6,      /* allocation failed */
+    MLIPC_ERR_UNSUPPORTED = 7, /* valid request this implementation cannot serve */
+    MLIPC_ERR_INTERNAL = 99    /* a bug: please report */
+};
+
+typedef struct mlipc_potential mlipc_potential; /* opaque */
+typedef struct mlipc_dataset mlipc_dataset;     /* opaque */
+
+/* ---- library ------------------------------------------------------------------ */
+int mlipc_abi_version(void);               /* MLIPC_ABI_VERSION of the implementation */
+const char* mlipc_version(void);           /* implementation name and version, static */
+const char* mlipc_last_error(void);        /* message of the last failure on this thread */
+int mlipc_set_num_threads(int n);          /* n >= 1; threads used by loss_grad/predict */
+int mlipc_get_num_threads(int* n);
+
+/* ---- potentials --------------------------------------------------------------- */
+/* Read an MLIP-2 `.mtp` or MLIP-3 `.almtp` file (a template without coefficients gets
+ * the engine's default coefficients, see mlipc_potential_info "defaults"). */
+int mlipc_potential_load(const char* path, mlipc_potential** out);
+/* Create from a spec string of key=value words, e.g.
+ *   "mtp level=16 species=2 min_dist=2.0 max_dist=5.0 radial_basis_size=8"
+ *   "mtp template=/path/16.almtp species=3"                                      */
+int mlipc_potential_from_spec(const char* spec, mlipc_potential** out);
+/* Write the potential; the format follows the extension (.mtp, .almtp). */
+int mlipc_potential_save(const mlipc_potential* pot, const char* path);
+void mlipc_potential_free(mlipc_potential* pot);
+int mlipc_potential_n_params(const mlipc_potential* pot, int64_t* n);
+int mlipc_potential_get_params(const mlipc_potential* pot, double* x, int64_t n);
+int mlipc_potential_set_params(mlipc_potential* pot, const double* x, int64_t n);
+/* Engine defaults of the parameter vector (the untrained starting point). */
+int mlipc_potential_default_params(const mlipc_potential* pot, double* x, int64_t n);
+/* A JSON object describing the potential: kind, species_count, cutoff, min_dist,
+ * scaling, sizes, and "groups": [{"name","offset","size"}] of the parameter vector.
+ * Writes at most bufsize bytes (NUL-terminated); *needed gets the full length + 1. */
+int mlipc_potential_info(const mlipc_potential* pot, char* buf, size_t bufsize, size_t* needed);
+/* Scalar settings outside the parameter vector: "scaling", "min_dist", "max_dist". */
+int mlipc_potential_get_scalar(const mlipc_potential* pot, const char* name, double* value);
+int mlipc_potential_set_scalar(mlipc_potential* pot, const char* name, double value);
+
+/* ---- data sets ---------------------------------------------------------------- */
+/* n_cfg configurations; n_atoms[k] atoms in configuration k, atoms of all
+ * configurations concatenated in positions (3 per atom) and types (0-based).
+ * cells: 9 per configuration, lattice vectors as rows; periodic[k] = 0 for a molecule
+ * (its cell ignored).  Neighbour lists within `cutoff` are built once, here, with every
+ * periodic image (an atom sees its own images in cells smaller than the cutoff). */
+int mlipc_dataset_create(int64_t n_cfg, const int64_t* n_atoms, const double* cells,
+                         const int32_t* periodic, const double* positions,
+                         const int32_t* types, double cutoff, mlipc_dataset** out);
+/* Reference labels: energies (n_cfg), forces (3 per atom), stresses (6 per
+ * configuration).  NULL leaves that label missing; NaN marks one missing entry. */
+int mlipc_dataset_set_labels(mlipc_dataset* ds, const double* energies,
+                             const double* forces, const double* stresses);
+void mlipc_dataset_free(mlipc_dataset* ds);
+int mlipc_dataset_size(const mlipc_dataset* ds, int64_t* n_cfg, int64_t* n_atoms,
+                       int64_t* n_pairs);
+
+/* ---- evaluation --------------------------------------------------------------- */
+/* Energies (n_idx), forces (3 per atom of the listed configurations, in idx order)
+ * and stresses (6 per configuration) for configurations idx[0..n_idx).  Any output
+ * may be NULL.  idx == NULL means all configurations in order. */
+int mlipc_predict(const mlipc_potential* pot, const mlipc_dataset* ds,
+                  const int64_t* idx, int64_t n_idx,
+                  double* energies, double* forces, double* stresses);
+/* Loss (header comment) and its gradient over the parameter vector (grad may be NULL
+ * for the loss alone).  weights: 3 per configuration of the whole data set (wE, wF,
+ * wS), indexed by configuration, not by position in idx.  idx == NULL: all. */
+int mlipc_loss_grad(const mlipc_potential* pot, const mlipc_dataset* ds,
+                    const int64_t* idx, int64_t n_idx, const double* weights,
+                    double* loss, double* grad);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MLIPC_H */

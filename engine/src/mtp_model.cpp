@@ -1,0 +1,434 @@
+// MTP coefficients, consistency checks, the spec string, and MLIP's text formats.
+#include "mtp_model.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "errors.h"
+#include "mtp_basis.h"
+
+namespace mlipc {
+
+// ---------------------------------------------------------------- parameters
+
+void MtpModel::get_params(double* x) const {
+    size_t p = 0;
+    for (double v : radial_coeffs) x[p++] = v;
+    for (double v : species_coeffs) x[p++] = v;
+    for (double v : moment_coeffs) x[p++] = v;
+}
+
+void MtpModel::set_params(const double* x) {
+    size_t p = 0;
+    for (double& v : radial_coeffs) v = x[p++];
+    for (double& v : species_coeffs) v = x[p++];
+    for (double& v : moment_coeffs) v = x[p++];
+}
+
+void MtpModel::default_params(double* x) const {
+    // f_mu = Q_mu / (max_dist - min_dist)^2, so |f_mu| <= scaling on [min_dist, max_dist]:
+    // moments of a few dozen neighbours stay O(1-10) and the fit starts well conditioned
+    // (unit coefficients make the initial energies ~1e3 eV/atom and L-BFGS stalls).
+    const double c0 = 1.0 / ((max_dist - min_dist) * (max_dist - min_dist));
+    for (size_t p = 0; p < n_params(); ++p) x[p] = 0.0;
+    for (int pair = 0; pair < species_count * species_count; ++pair)
+        for (int mu = 0; mu < radial_funcs_count; ++mu)
+            if (mu < radial_basis_size)
+                x[(size_t(pair) * radial_funcs_count + mu) * radial_basis_size + mu] = c0;
+}
+
+void MtpModel::resize_coeffs_to_defaults() {
+    radial_coeffs.assign(n_radial(), 0.0);
+    species_coeffs.assign(species_count, 0.0);
+    moment_coeffs.assign(alpha_moment_mapping.size(), 0.0);
+    std::vector<double> x(n_params());
+    default_params(x.data());
+    set_params(x.data());
+}
+
+void MtpModel::check() const {
+    auto fail = [](const std::string& m) { throw format_error(m); };
+    if (species_count < 1) fail("species_count must be >= 1");
+    if (radial_basis_size < 2) fail("radial_basis_size must be >= 2");
+    if (radial_funcs_count < 1) fail("radial_funcs_count must be >= 1");
+    if (!(min_dist >= 0.0) || !(max_dist > min_dist))
+        fail("need 0 <= min_dist < max_dist (got min_dist=" + std::to_string(min_dist) +
+             ", max_dist=" + std::to_string(max_dist) + ")");
+    if (!std::isfinite(scaling)) fail("scaling is not finite");
+    const int nb = int(alpha_index_basic.size());
+    if (alpha_moments_count < nb) fail("alpha_moments_count < alpha_index_basic_count");
+    for (size_t q = 0; q < alpha_index_basic.size(); ++q) {
+        const auto& a = alpha_index_basic[q];
+        if (a[0] < 0 || a[0] >= radial_funcs_count)
+            fail("alpha_index_basic entry " + std::to_string(q) + " uses radial function " +
+                 std::to_string(a[0]) + " but radial_funcs_count = " +
+                 std::to_string(radial_funcs_count));
+        if (a[1] < 0 || a[2] < 0 || a[3] < 0)
+            fail("alpha_index_basic entry " + std::to_string(q) + " has a negative power");
+    }
+    for (size_t q = 0; q < alpha_index_times.size(); ++q) {
+        const auto& t = alpha_index_times[q];
+        for (int c : {t[0], t[1], t[3]})
+            if (c < 0 || c >= alpha_moments_count)
+                fail("alpha_index_times entry " + std::to_string(q) +
+                     " refers to moment " + std::to_string(c) +
+                     " outside 0.." + std::to_string(alpha_moments_count - 1));
+        if (t[3] < nb)
+            fail("alpha_index_times entry " + std::to_string(q) +
+                 " writes into basic moment " + std::to_string(t[3]));
+    }
+    for (size_t q = 0; q < alpha_moment_mapping.size(); ++q)
+        if (alpha_moment_mapping[q] < 0 || alpha_moment_mapping[q] >= alpha_moments_count)
+            fail("alpha_moment_mapping entry " + std::to_string(q) + " out of range");
+    if (radial_coeffs.size() != n_radial()) fail("wrong number of radial coefficients");
+    if (species_coeffs.size() != size_t(species_count)) fail("wrong number of species coefficients");
+    if (moment_coeffs.size() != alpha_moment_mapping.size())
+        fail("moment_coeffs has " + std::to_string(moment_coeffs.size()) +
+             " values but alpha_scalar_moments = " + std::to_string(alpha_moment_mapping.size()));
+}
+
+// ---------------------------------------------------------------- reading
+
+namespace {
+
+std::string trim(const std::string& s) {
+    size_t b = s.find_first_not_of(" \t\r\n");
+    if (b == std::string::npos) return "";
+    size_t e = s.find_last_not_of(" \t\r\n");
+    return s.substr(b, e - b + 1);
+}
+
+std::vector<double> parse_numbers(const std::string& text, const std::string& where) {
+    std::string t = text;
+    for (char& c : t)
+        if (c == '{' || c == '}' || c == ',') c = ' ';
+    std::vector<double> out;
+    const char* p = t.c_str();
+    while (true) {
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') ++p;
+        if (!*p) break;
+        char* end = nullptr;
+        double v = std::strtod(p, &end);
+        if (end == p) throw format_error(where + ": cannot read a number at '" +
+                                         std::string(p).substr(0, 20) + "'");
+        out.push_back(v);
+        p = end;
+    }
+    return out;
+}
+
+int brace_balance(const std::string& s) {
+    int b = 0;
+    for (char c : s) b += (c == '{') - (c == '}');
+    return b;
+}
+
+long to_int(double v, const std::string& where) {
+    if (v != std::floor(v)) throw format_error(where + ": expected an integer, got " + std::to_string(v));
+    return long(v);
+}
+
+std::vector<std::array<int, 4>> quads(const std::vector<double>& v, const std::string& where) {
+    if (v.size() % 4) throw format_error(where + ": expected groups of 4 integers");
+    std::vector<std::array<int, 4>> out(v.size() / 4);
+    for (size_t q = 0; q < out.size(); ++q)
+        for (int c = 0; c < 4; ++c) out[q][c] = int(to_int(v[4 * q + c], where));
+    return out;
+}
+
+}  // namespace
+
+MtpModel read_mtp(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw io_error("cannot open potential file '" + path + "'");
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+
+    MtpModel m;
+    std::map<std::string, std::string> kv;
+    std::map<std::string, int> key_line;
+    std::vector<double> radial;
+    int radial_line = 0;
+    bool saw_header = false;
+    for (size_t n = 0; n < lines.size(); ++n) {
+        const std::string where = path + ":" + std::to_string(n + 1);
+        std::string s = trim(lines[n]);
+        if (s.empty() || s[0] == '#') continue;
+        if (!saw_header) {
+            if (s != "MTP") throw format_error(where + ": expected 'MTP' on the first line, got '" + s + "'");
+            saw_header = true;
+            continue;
+        }
+        if (s == "radial_coeffs") {
+            radial_line = int(n + 1);
+            // Blocks "ti-tj" followed by radial_funcs_count rows "{...}".
+            while (n + 1 < lines.size()) {
+                std::string t = trim(lines[n + 1]);
+                if (t.empty()) { ++n; continue; }
+                if (t.find('=') != std::string::npos) break;
+                ++n;
+                if (t[0] == '{') {
+                    std::string row = t;
+                    while (brace_balance(row) > 0 && n + 1 < lines.size()) row += " " + trim(lines[++n]);
+                    auto v = parse_numbers(row, path + ":" + std::to_string(n + 1));
+                    radial.insert(radial.end(), v.begin(), v.end());
+                } else if (t.find('-') == std::string::npos) {
+                    throw format_error(path + ":" + std::to_string(n + 1) +
+                                       ": expected a species pair like '0-1' or a row '{...}', got '" + t + "'");
+                }
+            }
+            continue;
+        }
+        size_t eq = s.find('=');
+        if (eq == std::string::npos)
+            throw format_error(where + ": expected 'key = value', got '" + s + "'");
+        std::string key = trim(s.substr(0, eq)), val = trim(s.substr(eq + 1));
+        while (brace_balance(val) > 0 && n + 1 < lines.size()) val += " " + trim(lines[++n]);
+        if (brace_balance(val) != 0) throw format_error(where + ": unbalanced braces in '" + key + "'");
+        kv[key] = val;
+        key_line[key] = int(n + 1);
+    }
+    if (!saw_header) throw format_error(path + ": empty file, not an MTP potential");
+
+    static const char* known[] = {
+        "version", "potential_name", "scaling", "species_count", "potential_tag",
+        "radial_basis_type", "min_dist", "max_dist", "radial_basis_size", "radial_funcs_count",
+        "alpha_moments_count", "alpha_index_basic_count", "alpha_index_basic",
+        "alpha_index_times_count", "alpha_index_times", "alpha_scalar_moments",
+        "alpha_moment_mapping", "species_coeffs", "moment_coeffs"};
+    for (const auto& [k, v] : kv) {
+        bool ok = false;
+        for (const char* q : known) ok |= (k == q);
+        if (!ok) throw format_error(path + ":" + std::to_string(key_line[k]) + ": unknown key '" + k + "'");
+    }
+    auto where = [&](const std::string& k) { return path + ":" + std::to_string(key_line[k]) + " (" + k + ")"; };
+    auto need = [&](const std::string& k) -> const std::string& {
+        auto it = kv.find(k);
+        if (it == kv.end()) throw format_error(path + ": missing '" + k + "'");
+        return it->second;
+    };
+    auto num = [&](const std::string& k) {
+        auto v = parse_numbers(need(k), where(k));
+        if (v.size() != 1) throw format_error(where(k) + ": expected one number");
+        return v[0];
+    };
+    auto integer = [&](const std::string& k) { return int(to_int(num(k), where(k))); };
+
+    if (kv.count("version")) m.version = kv["version"];
+    if (kv.count("potential_name")) m.potential_name = kv["potential_name"];
+    if (kv.count("scaling")) m.scaling = num("scaling");
+    if (need("radial_basis_type") != "RBChebyshev")
+        throw format_error(where("radial_basis_type") + ": only RBChebyshev is supported, got '" +
+                           kv["radial_basis_type"] + "'");
+    m.species_count = integer("species_count");
+    m.min_dist = num("min_dist");
+    m.max_dist = num("max_dist");
+    m.radial_basis_size = integer("radial_basis_size");
+    m.radial_funcs_count = integer("radial_funcs_count");
+    m.alpha_moments_count = integer("alpha_moments_count");
+    m.alpha_index_basic = quads(parse_numbers(need("alpha_index_basic"), where("alpha_index_basic")),
+                                where("alpha_index_basic"));
+    if (int(m.alpha_index_basic.size()) != integer("alpha_index_basic_count"))
+        throw format_error(where("alpha_index_basic") + ": has " + std::to_string(m.alpha_index_basic.size()) +
+                           " entries but alpha_index_basic_count = " + kv["alpha_index_basic_count"]);
+    m.alpha_index_times = quads(parse_numbers(need("alpha_index_times"), where("alpha_index_times")),
+                                where("alpha_index_times"));
+    if (int(m.alpha_index_times.size()) != integer("alpha_index_times_count"))
+        throw format_error(where("alpha_index_times") + ": has " + std::to_string(m.alpha_index_times.size()) +
+                           " entries but alpha_index_times_count = " + kv["alpha_index_times_count"]);
+    for (double v : parse_numbers(need("alpha_moment_mapping"), where("alpha_moment_mapping")))
+        m.alpha_moment_mapping.push_back(int(to_int(v, where("alpha_moment_mapping"))));
+    if (int(m.alpha_moment_mapping.size()) != integer("alpha_scalar_moments"))
+        throw format_error(where("alpha_moment_mapping") + ": has " +
+                           std::to_string(m.alpha_moment_mapping.size()) +
+                           " entries but alpha_scalar_moments = " + kv["alpha_scalar_moments"]);
+
+    const bool has_coeffs = kv.count("moment_coeffs") || kv.count("species_coeffs") || !radial.empty();
+    if (!has_coeffs) {
+        m.resize_coeffs_to_defaults();  // an untrained template
+    } else {
+        m.radial_coeffs = radial;
+        if (radial.size() != m.n_radial())
+            throw format_error(path + ":" + std::to_string(radial_line) + ": radial_coeffs has " +
+                               std::to_string(radial.size()) + " values, expected species_count^2 x "
+                               "radial_funcs_count x radial_basis_size = " + std::to_string(m.n_radial()));
+        m.species_coeffs = parse_numbers(need("species_coeffs"), where("species_coeffs"));
+        m.moment_coeffs = parse_numbers(need("moment_coeffs"), where("moment_coeffs"));
+        if (m.species_coeffs.size() != size_t(m.species_count))
+            throw format_error(where("species_coeffs") + ": expected " + std::to_string(m.species_count) + " values");
+    }
+    try {
+        m.check();
+    } catch (const EngineError& e) {
+        throw format_error(path + ": " + e.what());
+    }
+    for (double v : m.radial_coeffs)
+        if (!std::isfinite(v)) throw format_error(path + ": non-finite radial coefficient");
+    for (double v : m.moment_coeffs)
+        if (!std::isfinite(v)) throw format_error(path + ": non-finite moment coefficient");
+    for (double v : m.species_coeffs)
+        if (!std::isfinite(v)) throw format_error(path + ": non-finite species coefficient");
+    return m;
+}
+
+// ---------------------------------------------------------------- writing
+
+namespace {
+
+std::string fmt(double v) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.16e", v);  // 17 significant digits: lossless
+    return buf;
+}
+
+template <class T>
+std::string list(const std::vector<T>& v) {
+    std::string s = "{";
+    for (size_t q = 0; q < v.size(); ++q) {
+        if (q) s += ", ";
+        if constexpr (std::is_same_v<T, double>) s += fmt(v[q]); else s += std::to_string(v[q]);
+    }
+    return s + "}";
+}
+
+std::string quad_list(const std::vector<std::array<int, 4>>& v) {
+    std::string s = "{";
+    for (size_t q = 0; q < v.size(); ++q) {
+        if (q) s += ", ";
+        s += "{" + std::to_string(v[q][0]) + ", " + std::to_string(v[q][1]) + ", " +
+             std::to_string(v[q][2]) + ", " + std::to_string(v[q][3]) + "}";
+    }
+    return s + "}";
+}
+
+}  // namespace
+
+void write_mtp(const MtpModel& m, const std::string& path) {
+    std::ostringstream o;
+    o << "MTP\n"
+      << "version = " << m.version << "\n"
+      << "potential_name = " << m.potential_name << "\n"
+      << "scaling = " << fmt(m.scaling) << "\n"
+      << "species_count = " << m.species_count << "\n"
+      << "potential_tag = \n"
+      << "radial_basis_type = RBChebyshev\n"
+      << "\tmin_dist = " << fmt(m.min_dist) << "\n"
+      << "\tmax_dist = " << fmt(m.max_dist) << "\n"
+      << "\tradial_basis_size = " << m.radial_basis_size << "\n"
+      << "\tradial_funcs_count = " << m.radial_funcs_count << "\n"
+      << "\tradial_coeffs\n";
+    const int nrb = m.radial_basis_size, nmu = m.radial_funcs_count;
+    for (int ti = 0; ti < m.species_count; ++ti)
+        for (int tj = 0; tj < m.species_count; ++tj) {
+            o << "\t\t" << ti << "-" << tj << "\n";
+            for (int mu = 0; mu < nmu; ++mu) {
+                const double* c = &m.radial_coeffs[((size_t(ti) * m.species_count + tj) * nmu + mu) * nrb];
+                o << "\t\t\t" << list(std::vector<double>(c, c + nrb)) << "\n";
+            }
+        }
+    o << "alpha_moments_count = " << m.alpha_moments_count << "\n"
+      << "alpha_index_basic_count = " << m.alpha_index_basic.size() << "\n"
+      << "alpha_index_basic = " << quad_list(m.alpha_index_basic) << "\n"
+      << "alpha_index_times_count = " << m.alpha_index_times.size() << "\n"
+      << "alpha_index_times = " << quad_list(m.alpha_index_times) << "\n"
+      << "alpha_scalar_moments = " << m.alpha_moment_mapping.size() << "\n"
+      << "alpha_moment_mapping = " << list(m.alpha_moment_mapping) << "\n"
+      << "species_coeffs = " << list(m.species_coeffs) << "\n"
+      << "moment_coeffs = " << list(m.moment_coeffs) << "\n";
+    std::ofstream out(path);
+    if (!out) throw io_error("cannot open '" + path + "' for writing");
+    out << o.str();
+    if (!out) throw io_error("failed writing '" + path + "'");
+}
+
+// ---------------------------------------------------------------- spec strings
+
+MtpModel mtp_from_spec(const std::string& spec) {
+    std::istringstream in(spec);
+    std::string kind;
+    in >> kind;
+    if (kind != "mtp")
+        throw format_error("potential spec must start with 'mtp', got '" + kind + "' in '" + spec + "'");
+    std::map<std::string, std::string> kv;
+    for (std::string w; in >> w;) {
+        size_t eq = w.find('=');
+        if (eq == std::string::npos || eq == 0 || eq + 1 == w.size())
+            throw format_error("potential spec: expected key=value, got '" + w + "'");
+        kv[w.substr(0, eq)] = w.substr(eq + 1);
+    }
+    static const char* known[] = {"level", "template", "species", "min_dist", "max_dist",
+                                  "radial_basis_size", "radial_funcs_count", "scaling"};
+    for (const auto& [k, v] : kv) {
+        bool ok = false;
+        for (const char* q : known) ok |= (k == q);
+        if (!ok) throw format_error("potential spec: unknown key '" + k + "' (known: level, template, species, "
+                                    "min_dist, max_dist, radial_basis_size, radial_funcs_count, scaling)");
+    }
+    auto as_double = [&](const std::string& k) {
+        char* end = nullptr;
+        double v = std::strtod(kv[k].c_str(), &end);
+        if (*end || !std::isfinite(v)) throw format_error("potential spec: '" + k + "=" + kv[k] + "' is not a number");
+        return v;
+    };
+    auto as_int = [&](const std::string& k) {
+        double v = as_double(k);
+        if (v != std::floor(v)) throw format_error("potential spec: '" + k + "=" + kv[k] + "' is not an integer");
+        return int(v);
+    };
+    if (kv.count("level") == kv.count("template"))
+        throw format_error("potential spec: give exactly one of level=N or template=PATH");
+
+    MtpModel m;
+    if (kv.count("template")) {
+        m = read_mtp(kv["template"]);
+    } else {
+        MtpBasis b;
+        try {
+            b = generate_mtp_basis(as_int("level"));
+        } catch (const std::invalid_argument& e) {
+            throw format_error(std::string("potential spec: ") + e.what());
+        }
+        m.level = b.level;
+        m.radial_funcs_count = b.radial_funcs_count;
+        m.alpha_index_basic = b.alpha_index_basic;
+        m.alpha_index_times = b.alpha_index_times;
+        m.alpha_moment_mapping = b.alpha_moment_mapping;
+        m.alpha_moments_count = b.alpha_moments_count;
+    }
+    if (kv.count("species")) m.species_count = as_int("species");
+    if (kv.count("min_dist")) m.min_dist = as_double("min_dist");
+    if (kv.count("max_dist")) m.max_dist = as_double("max_dist");
+    if (kv.count("radial_basis_size")) m.radial_basis_size = as_int("radial_basis_size");
+    if (kv.count("radial_funcs_count")) m.radial_funcs_count = as_int("radial_funcs_count");
+    if (kv.count("scaling")) m.scaling = as_double("scaling");
+    m.resize_coeffs_to_defaults();
+    m.check();
+    return m;
+}
+
+std::string mtp_info_json(const MtpModel& m) {
+    std::ostringstream o;
+    const size_t nr = m.n_radial(), ns = m.species_count, nm = m.moment_coeffs.size();
+    o << "{\"kind\": \"mtp\", \"level\": " << (m.level ? std::to_string(m.level) : "null")
+      << ", \"species_count\": " << m.species_count << ", \"cutoff\": " << fmt(m.max_dist)
+      << ", \"min_dist\": " << fmt(m.min_dist) << ", \"max_dist\": " << fmt(m.max_dist)
+      << ", \"scaling\": " << fmt(m.scaling) << ", \"radial_basis_size\": " << m.radial_basis_size
+      << ", \"radial_funcs_count\": " << m.radial_funcs_count
+      << ", \"alpha_moments_count\": " << m.alpha_moments_count
+      << ", \"alpha_index_basic_count\": " << m.alpha_index_basic.size()
+      << ", \"alpha_index_times_count\": " << m.alpha_index_times.size()
+      << ", \"alpha_scalar_moments\": " << m.alpha_moment_mapping.size()
+      << ", \"n_params\": " << m.n_params() << ", \"groups\": ["
+      << "{\"name\": \"radial\", \"offset\": 0, \"size\": " << nr << "}, "
+      << "{\"name\": \"species\", \"offset\": " << nr << ", \"size\": " << ns << "}, "
+      << "{\"name\": \"moment\", \"offset\": " << nr + ns << ", \"size\": " << nm << "}], "
+      << "\"linear_groups\": [\"species\", \"moment\"], "
+      << "\"defaults\": \"radial f_mu = Q_mu / (max_dist - min_dist)^2 for every species pair; species and moment coefficients 0\"}";
+    return o.str();
+}
+
+}  // namespace mlipc

@@ -1,0 +1,1 @@
+"""Adapters to potential implementations: the ctypes binding of the embedded engine (capi)."""

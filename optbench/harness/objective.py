@@ -1,0 +1,178 @@
+"""The Objective: the one interface every optimizer steps on.
+
+An Objective owns a potential, a training set and (optionally) a validation set, and
+turns the engine's weighted least-squares loss into a function of the flat float64
+parameter vector x:
+
+    loss(x, batch) = (1 / |batch|) * sum_{k in batch} [ wE_k (E_k - E*_k)^2
+                                                        + wF_k sum_i |F_ik - F*_ik|^2
+                                                        + wS_k |S_k - S*_k|_F^2 ]
+
+(the mean over the configurations of the batch, like the loss MLIP prints), with MLIP's
+weight conventions (LossWeights).  Optimizers never know which engine is behind it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from optbench.harness.data import DataSet
+from optbench.harness.metrics import Metrics, compute_metrics
+
+
+@runtime_checkable
+class Objective(Protocol):
+    """What an optimizer sees (ARCHITECTURE.md)."""
+    n_params: int
+
+    def initial_params(self, seed: int, interval: float | None = None) -> np.ndarray: ...
+    def loss_grad(self, x: np.ndarray, batch: np.ndarray | None = None) -> tuple[float, np.ndarray]: ...
+    def evaluate(self, x: np.ndarray, split: str = "valid") -> Metrics: ...
+    def save(self, x: np.ndarray, path) -> None: ...
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """MLIP's loss weights: energy_weight, force_weight, stress_weight, and how they are
+    scaled by the number of atoms N of each configuration (``weight_scaling``: the energy
+    and stress weights are divided by N**weight_scaling; ``weight_scaling_forces``: the
+    force weight by N**weight_scaling_forces).  Defaults are MLIP's: wE = 1/N, wF = 0.01,
+    wS = 0.001/N."""
+    energy: float = 1.0
+    forces: float = 0.01
+    stress: float = 0.001
+    weight_scaling: int = 1
+    weight_scaling_forces: int = 0
+
+    def __post_init__(self):
+        for name in ("energy", "forces", "stress"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v >= 0):
+                raise ValueError(f"loss weight '{name}' must be finite and >= 0, got {v}")
+        for name in ("weight_scaling", "weight_scaling_forces"):
+            if getattr(self, name) not in (0, 1, 2):
+                raise ValueError(f"'{name}' must be 0, 1 or 2, got {getattr(self, name)}")
+
+    def per_config(self, data: DataSet) -> np.ndarray:
+        """(n_configs, 3) array of (wE_k, wF_k, wS_k) for the configurations of `data`.
+        A stress weight is set to 0 for configurations without a stress label (and for
+        molecules), so data sets mixing both are usable."""
+        n = np.array([c.n_atoms for c in data.configs], dtype=float)
+        has_s = np.array([c.stress is not None and c.cell is not None and np.all(np.isfinite(c.stress))
+                          for c in data.configs])
+        w = np.empty((len(n), 3))
+        w[:, 0] = self.energy / n ** self.weight_scaling
+        w[:, 1] = self.forces / n ** self.weight_scaling_forces
+        w[:, 2] = np.where(has_s, self.stress / n ** self.weight_scaling, 0.0)
+        return w
+
+
+class EngineObjective:
+    """Objective over an engine reached through the C ABI (adapters/capi.py).
+
+    Configurations evaluated by loss_grad are counted in ``configs_evaluated`` (the budget
+    unit that makes full-batch and mini-batch runs comparable) and calls in ``n_calls``."""
+
+    def __init__(self, engine, potential, train: DataSet, valid: DataSet | None = None,
+                 weights: LossWeights | None = None):
+        if len(train) == 0:
+            raise ValueError("the training set is empty")
+        self.engine, self.potential = engine, potential
+        self.train, self.valid = train, valid
+        self.weights = weights or LossWeights()
+        cutoff = potential.cutoff
+        n_species = potential.info()["species_count"]
+        for name, data in (("training", train), ("validation", valid)):
+            if data is None:
+                continue
+            top = max(int(np.max(c.types)) for c in data.configs)
+            if top >= n_species:
+                raise ValueError(f"the {name} set uses species index {top} but the potential has "
+                                 f"{n_species} species: create the potential with species={top + 1}")
+        self._train_ds = engine.dataset(train, cutoff)
+        self._valid_ds = engine.dataset(valid, cutoff) if valid is not None and len(valid) else None
+        self._w_train = self.weights.per_config(train)
+        self._missing_labels_check()
+        self.n_params = potential.n_params
+        self.configs_evaluated = 0
+        self.n_calls = 0
+
+    def _missing_labels_check(self) -> None:
+        w = self._w_train
+        for k, c in enumerate(self.train.configs):
+            if w[k, 0] > 0 and (c.energy is None or not np.isfinite(c.energy)):
+                raise ValueError(f"training configuration {k} ({c.source or 'no source'}) has no energy "
+                                 "but the energy weight is nonzero")
+            if w[k, 1] > 0 and (c.forces is None or not np.all(np.isfinite(c.forces))):
+                raise ValueError(f"training configuration {k} ({c.source or 'no source'}) has no forces "
+                                 "but the force weight is nonzero")
+
+    @property
+    def n_train(self) -> int:
+        """Number of training configurations."""
+        return len(self.train)
+
+    def initial_params(self, seed: int, interval: float | None = None) -> np.ndarray:
+        """The engine's default parameters, plus uniform noise in [-interval, interval]
+        drawn from `seed` (None or 0: the default itself, the same for every seed)."""
+        x = self.potential.default_params()
+        if interval:
+            if not (np.isfinite(interval) and interval > 0):
+                raise ValueError(f"initialisation interval must be positive, got {interval}")
+            x = x + np.random.default_rng(seed).uniform(-interval, interval, size=x.size)
+        return x
+
+    def _set(self, x: np.ndarray) -> None:
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != (self.n_params,):
+            raise ValueError(f"parameter vector has shape {x.shape}, expected ({self.n_params},)")
+        self.potential.set_params(x)
+
+    def loss_grad(self, x: np.ndarray, batch: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        """Mean loss over the batch (None: the whole training set) and its gradient."""
+        self._set(x)
+        if batch is not None:
+            batch = np.asarray(batch, dtype=np.int64)
+            if batch.size == 0:
+                raise ValueError("empty batch")
+        n = self.n_train if batch is None else batch.size
+        loss, g = self.engine.loss_grad(self.potential, self._train_ds, self._w_train, idx=batch)
+        self.configs_evaluated += n
+        self.n_calls += 1
+        return loss / n, g / n
+
+    def loss(self, x: np.ndarray, batch: np.ndarray | None = None) -> float:
+        """Mean loss over the batch without the gradient (cheaper)."""
+        self._set(x)
+        n = self.n_train if batch is None else len(batch)
+        loss, _ = self.engine.loss_grad(self.potential, self._train_ds, self._w_train, idx=batch, grad=False)
+        return loss / n
+
+    def predict(self, x: np.ndarray, split: str = "valid"):
+        """Energies, forces, PlusStress predicted for a split ('train' or 'valid')."""
+        data, ds = self._split(split)
+        self._set(x)
+        return self.engine.predict(self.potential, ds)
+
+    def _split(self, split: str):
+        if split == "train":
+            return self.train, self._train_ds
+        if split == "valid":
+            if self._valid_ds is None:
+                raise ValueError("this objective has no validation set")
+            return self.valid, self._valid_ds
+        raise ValueError(f"split must be 'train' or 'valid', got {split!r}")
+
+    def evaluate(self, x: np.ndarray, split: str = "valid") -> Metrics:
+        """MLIP's error metrics of parameters x on a split."""
+        data, _ = self._split(split)
+        return compute_metrics(data.configs, *self.predict(x, split))
+
+    def save(self, x: np.ndarray, path: str | os.PathLike) -> None:
+        """Write the potential with parameters x as an MLIP file (.mtp or .almtp)."""
+        self._set(x)
+        self.potential.save(path)
