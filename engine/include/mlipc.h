@@ -47,7 +47,7 @@ typedef struct mlipc_dataset mlipc_dataset;     /* opaque */
 int mlipc_abi_version(void);               /* MLIPC_ABI_VERSION of the implementation */
 const char* mlipc_version(void);           /* implementation name and version, static */
 const char* mlipc_last_error(void);        /* message of the last failure on this thread */
-int mlipc_set_num_threads(int n);          /* n >= 1; threads used by loss_grad/predict */
+int mlipc_set_num_threads(int n);          /* n >= 1; threads of loss_grad, predict, linear_system */
 int mlipc_get_num_threads(int* n);
 
 /* ---- potentials --------------------------------------------------------------- */
@@ -104,6 +104,24 @@ int mlipc_predict(const mlipc_potential* pot, const mlipc_dataset* ds,
 int mlipc_loss_grad(const mlipc_potential* pot, const mlipc_dataset* ds,
                     const int64_t* idx, int64_t n_idx, const double* weights,
                     double* loss, double* grad);
+/* The loss of mlipc_loss_grad as a quadratic in the linear parameters c, the species
+ * then moment coefficients (the last n_lin = S + alpha_scalar_moments entries of the
+ * parameter vector, groups "species" and "moment" of mlipc_potential_info), at the
+ * radial coefficients of pot as set:
+ *     L(c) = c^T A c - 2 b^T c + r0,
+ * the normal equations of that linear least-squares problem: A (n_lin x n_lin,
+ * row-major, symmetric, positive semi-definite), b (n_lin), r0 = L(0).  weights and idx
+ * as in mlipc_loss_grad, with the same checks (a missing label is allowed only under a
+ * zero weight, which skips its term).
+ * Sizes: *n_lin is in/out.  With A, b and r0 all NULL the call only writes *n_lin
+ * (ds, idx and weights are not read).  Otherwise *n_lin must hold the n_lin that A and b
+ * were allocated for; a different value fails with MLIPC_ERR_ARGUMENT and *n_lin gets
+ * the right one.  Any one of A, b, r0 may be NULL to skip it.
+ * Deterministic like loss_grad: equal for a given thread count, and equal to rounding
+ * across thread counts. */
+int mlipc_linear_system(const mlipc_potential* pot, const mlipc_dataset* ds,
+                        const int64_t* idx, int64_t n_idx, const double* weights,
+                        int64_t* n_lin, double* A, double* b, double* r0);
 
 #ifdef __cplusplus
 }

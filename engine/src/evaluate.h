@@ -25,4 +25,15 @@ void predict(const MtpModel& m, const Dataset& ds, const int64_t* idx, int64_t n
 double loss_grad(const MtpModel& m, const Dataset& ds, const int64_t* idx, int64_t n_idx,
                  const double* weights, double* grad);
 
+// Number of linear parameters: species coefficients then moment coefficients, the last
+// S + alpha_scalar_moments entries of the parameter vector.
+int64_t n_linear(const MtpModel& m);
+
+// Normal equations of the loss in the linear parameters c at the model's radial
+// coefficients: loss(c) = c^T A c - 2 b^T c + r0, with A (n_linear^2, row-major,
+// symmetric), b (n_linear) and r0 = loss(0).  Any output may be null.  Same checks,
+// weights and determinism as loss_grad.
+void linear_system(const MtpModel& m, const Dataset& ds, const int64_t* idx, int64_t n_idx,
+                   const double* weights, double* A, double* b, double* r0);
+
 }  // namespace mlipc

@@ -237,4 +237,29 @@ MLIPC_API int mlipc_loss_grad(const mlipc_potential* pot, const mlipc_dataset* d
     });
 }
 
+MLIPC_API int mlipc_linear_system(const mlipc_potential* pot, const mlipc_dataset* ds, const int64_t* idx,
+                                  int64_t n_idx, const double* weights, int64_t* n_lin, double* A, double* b,
+                                  double* r0) {
+    return guarded([&] {
+        need(pot, "pot");
+        need(n_lin, "n_lin");
+        const int64_t nl = mlipc::n_linear(pot->model);
+        if (!A && !b && !r0) {
+            *n_lin = nl;
+            return;
+        }
+        if (*n_lin != nl) {
+            const int64_t given = *n_lin;
+            *n_lin = nl;
+            throw mlipc::argument_error("n_lin is " + std::to_string(given) + " but the potential has " +
+                                        std::to_string(nl) + " linear parameters (species " +
+                                        std::to_string(pot->model.species_count) + " + moment " +
+                                        std::to_string(pot->model.alpha_moment_mapping.size()) +
+                                        "): size A and b by a call with A, b and r0 NULL");
+        }
+        need(ds, "ds");
+        mlipc::linear_system(pot->model, ds->ds, idx, idx ? n_idx : ds->ds.n_cfg, weights, A, b, r0);
+    });
+}
+
 }  // extern "C"

@@ -125,12 +125,29 @@ class Engine:
             "mlipc_predict": (i32, [vp, vp, _c_int64_p, i64, _c_double_p, _c_double_p, _c_double_p]),
             "mlipc_loss_grad": (i32, [vp, vp, _c_int64_p, i64, _c_double_p, _c_double_p, _c_double_p]),
         }
+        # Later additions to mlipc.h: an implementation without them still loads, and the
+        # method using one raises EngineError (MLIPC_ERR_UNSUPPORTED) when called.
+        optional = {
+            "mlipc_linear_system": (i32, [vp, vp, _c_int64_p, i64, _c_double_p, _c_int64_p, _c_double_p,
+                                          _c_double_p, _c_double_p]),
+        }
         for name, (res, args) in sigs.items():
             try:
                 fn = getattr(L, name)
             except AttributeError as exc:
                 raise EngineError(-1, f"{self.path} does not export {name} (not an mlipc.h library?)") from exc
             fn.restype, fn.argtypes = res, args
+        self._missing = set()
+        for name, (res, args) in optional.items():
+            fn = getattr(L, name, None)
+            if fn is None:
+                self._missing.add(name)
+            else:
+                fn.restype, fn.argtypes = res, args
+
+    def _require(self, name: str) -> None:
+        if name in self._missing:
+            raise EngineError(7, f"{self.path} does not implement {name} (an older mlipc.h library)")
 
     def check(self, status: int) -> None:
         """Raise the exception matching a non-zero mlipc status, with the engine's message."""
@@ -144,11 +161,11 @@ class Engine:
         return self.lib.mlipc_version().decode()
 
     def set_num_threads(self, n: int) -> None:
-        """Use n threads in loss_grad and predict."""
+        """Use n threads in loss_grad, linear_system and predict."""
         self.check(self.lib.mlipc_set_num_threads(int(n)))
 
     def get_num_threads(self) -> int:
-        """Number of threads loss_grad and predict use."""
+        """Number of threads loss_grad, linear_system and predict use."""
         n = ctypes.c_int()
         self.check(self.lib.mlipc_get_num_threads(ctypes.byref(n)))
         return n.value
@@ -215,6 +232,34 @@ class Engine:
                                             _ptr(w, ctypes.c_double), ctypes.byref(loss),
                                             _ptr(g, ctypes.c_double)))
         return loss.value, g
+
+    def linear_system(self, pot: "Potential", ds: "Dataset", weights, idx=None):
+        """Normal equations of the loss of :meth:`loss_grad` in the linear parameters at
+        the potential's radial coefficients: ``loss(c) = c @ A @ c - 2 * b @ c + r0``.
+
+        ``c`` is the trailing block of the parameter vector, species coefficients then
+        moment coefficients: ``x[pot.linear_slice]`` (= ``x[groups["species"].start:
+        groups["moment"].stop]``, S + alpha_scalar_moments values).  Returns ``A``
+        (n_lin, n_lin) symmetric, ``b`` (n_lin,), ``r0`` (float, the loss at c = 0), summed
+        over configurations `idx` (None: all) with per-configuration ``weights`` (n_cfg, 3)
+        as in loss_grad.  Minimising over c: solve ``A c = b``."""
+        self._require("mlipc_linear_system")
+        w = _as(weights, np.float64)
+        if w.shape != (ds.n_configs, 3):
+            raise ValueError(f"weights must have shape ({ds.n_configs}, 3), got {w.shape}")
+        ix = None if idx is None else _as(idx, np.int64).reshape(-1)
+        n = ds.n_configs if ix is None else ix.size
+        nl = ctypes.c_int64(0)
+        self.check(self.lib.mlipc_linear_system(pot.handle, ds.handle, None, 0, None, ctypes.byref(nl),
+                                                None, None, None))
+        A = np.empty((nl.value, nl.value))
+        b = np.empty(nl.value)
+        r0 = ctypes.c_double()
+        self.check(self.lib.mlipc_linear_system(pot.handle, ds.handle, _ptr(ix, ctypes.c_int64), n,
+                                                _ptr(w, ctypes.c_double), ctypes.byref(nl),
+                                                _ptr(A, ctypes.c_double), _ptr(b, ctypes.c_double),
+                                                ctypes.byref(r0)))
+        return A, b, r0.value
 
     def predict(self, pot: "Potential", ds: "Dataset", idx=None):
         """Energies (n,) eV, forces (atoms of the listed configurations, 3) eV/A and
@@ -293,8 +338,16 @@ class Potential:
         return self.get_scalar("max_dist")
 
     def groups(self) -> dict[str, slice]:
-        """Parameter groups (name -> slice of the flat vector)."""
+        """Parameter groups (name -> slice of the flat vector): "radial", then "species"
+        and "moment", the linear parameters."""
         return {g["name"]: slice(g["offset"], g["offset"] + g["size"]) for g in self.info()["groups"]}
+
+    @property
+    def linear_slice(self) -> slice:
+        """The parameters the energy is linear in, species then moment coefficients: the
+        trailing block of the vector, the ``c`` of :meth:`Engine.linear_system`."""
+        g = self.groups()
+        return slice(g["species"].start, g["moment"].stop)
 
 
 class Dataset:
