@@ -5,6 +5,8 @@ users can check the embedded engine against MLIP by themselves.
     optbench errors POT CONFIGS [--json]      error report (mlp check_errors)
     optbench template LEVEL --species N -o F  an untrained MTP of level N
     optbench info POT                         the potential's settings and parameter groups
+    optbench train POT DATA --optimizer NAME  one training run with any optimizer (mlp train)
+    optbench optimizers                       the optimizers, their hyperparameters and defaults
 """
 
 from __future__ import annotations
@@ -95,6 +97,102 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _parse_hyper(items: list[str]) -> dict:
+    """["beta=0.9", "view=pad_sqrt"] -> {"beta": 0.9, "view": "pad_sqrt"} (numbers,
+    true/false, else strings)."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"hyperparameter {item!r}: expected name=value")
+        low = value.lower()
+        if low in ("true", "false"):
+            out[key] = low == "true"
+            continue
+        try:
+            out[key] = int(value)
+        except ValueError:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                out[key] = value
+    return out
+
+
+def _potential(eng, text: str, n_species: int):
+    """A potential from a file, or from a spec ("mtp level=8"; species filled in)."""
+    from pathlib import Path
+    if Path(text).is_file():
+        return eng.load_potential(text)
+    if text.startswith("mtp "):
+        spec = text if "species=" in text else f"{text} species={n_species}"
+        return eng.potential_from_spec(spec)
+    raise ValueError(f"potential {text!r}: no such file, and not a spec such as 'mtp level=8'")
+
+
+def cmd_train(args) -> int:
+    """One training run: print progress and MLIP's error report; save the potential."""
+    from optbench.harness.budget import Budget
+    from optbench.harness.data import read_dataset, split
+    from optbench.harness.metrics import format_mlip_report
+    from optbench.harness.objective import EngineObjective, LossWeights
+    from optbench.harness.schedules import Schedule
+    from optbench.harness.train import TrainSettings, train
+
+    data = _read(args)
+    if args.valid:
+        kw = {"species": data.species} if data.species else {}
+        valid = read_dataset(args.valid, fmt=args.format, **kw)
+        train_set = data
+    elif args.valid_fraction:
+        train_set, valid = split(data, args.valid_fraction, args.seed)
+    else:
+        train_set, valid = data, None
+    eng = _engine(args)
+    n_species = max(int(c.types.max()) for c in data.configs) + 1
+    pot = _potential(eng, args.potential, n_species)
+    weights = LossWeights(energy=args.energy_weight, forces=args.force_weight, stress=args.stress_weight)
+    obj = EngineObjective(eng, pot, train_set, valid, weights)
+    perturb_sigma, perturb_every = 0.0, 0
+    if args.perturb:
+        sigma, _, every = args.perturb.partition(",")
+        perturb_sigma, perturb_every = float(sigma), int(every or 0)
+    settings = TrainSettings(
+        optimizer=args.optimizer, hyper=_parse_hyper(args.hyper), lr=args.lr, batch_size=args.batch_size,
+        clip=args.clip, schedule=Schedule.parse(args.schedule), budget=Budget.parse(args.budget),
+        seed=args.seed, init_interval=args.init_interval, perturb_sigma=perturb_sigma,
+        perturb_every=perturb_every, eval_every=args.eval_every)
+    print(f"training {pot.n_params} parameters on {len(train_set)} configurations"
+          f"{f' (validation {len(valid)})' if valid is not None else ''} with {args.optimizer}", file=sys.stderr)
+    result = train(obj, settings, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    x = result.x_best if args.keep == "best" else result.x
+    obj.save(x, args.save_to)
+    print(f"{result.status}: {result.message}; {result.steps} steps, {result.configs_evaluated} configurations, "
+          f"{result.train_seconds:.1f} s", file=sys.stderr)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"saved the {args.keep} parameters to {args.save_to}", file=sys.stderr)
+    for name, split_name in (("training set", "train"), ("validation set", "valid")):
+        if split_name == "valid" and valid is None:
+            continue
+        print(f"Errors on the {name}:")
+        sys.stdout.write(format_mlip_report(obj.evaluate(x, split_name)))
+    if args.json:
+        record = result.to_dict()
+        record["settings"] = settings.to_dict()
+        record["potential"] = str(args.save_to)
+        with open(args.json, "w") as fh:
+            json.dump(record, fh, indent=1, allow_nan=True)
+    return 0 if result.status in ("converged", "budget", "stopped") else 1
+
+
+def cmd_optimizers(args) -> int:
+    """List the optimizers with their hyperparameters and defaults."""
+    from optbench.harness.optimizers import describe
+    print(describe())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``optbench``."""
     p = argparse.ArgumentParser(prog="optbench", description=__doc__.split("\n\n")[0])
@@ -136,6 +234,35 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("potential")
     common(sp, data=False)
     sp.set_defaults(func=cmd_info)
+
+    sp = sub.add_parser("train", help="one training run with any optimizer (like mlp train)")
+    sp.add_argument("potential", help="initial potential: .mtp/.almtp file or a spec such as 'mtp level=8'")
+    sp.add_argument("configs", help="training data")
+    sp.add_argument("--optimizer", required=True, help="name from `optbench optimizers`")
+    sp.add_argument("--hyper", nargs="*", metavar="NAME=VALUE", help="hyperparameters of the optimizer")
+    sp.add_argument("--lr", type=float, help="base learning rate (default: the optimizer's)")
+    sp.add_argument("--batch-size", type=int, help="configurations per step (default: all)")
+    sp.add_argument("--clip", type=float, help="global-norm gradient clipping threshold")
+    sp.add_argument("--schedule", help="learning-rate schedule, e.g. cosine,warmup=100,decay_steps=5000")
+    sp.add_argument("--budget", default="epochs=100", help="epochs=E,evals=N,seconds=S (default epochs=100)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--init-interval", type=float, help="uniform [-a, a] noise around the default parameters")
+    sp.add_argument("--perturb", metavar="SIGMA,EVERY", help="Gaussian parameter noise every EVERY steps")
+    sp.add_argument("--eval-every", type=int, help="steps between metric evaluations")
+    sp.add_argument("--valid", help="validation data file")
+    sp.add_argument("--valid-fraction", type=float, help="hold out this fraction of the data (split by --seed)")
+    sp.add_argument("--energy-weight", type=float, default=1.0)
+    sp.add_argument("--force-weight", type=float, default=0.01)
+    sp.add_argument("--stress-weight", type=float, default=0.001)
+    sp.add_argument("--keep", choices=["best", "last"], default="best",
+                    help="save the best-validation or the last parameters (default best)")
+    sp.add_argument("--save-to", required=True, help="output potential (.mtp or .almtp)")
+    sp.add_argument("--json", help="write the run's record (status, metrics, timings, history) here")
+    common(sp)
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("optimizers", help="list the optimizers and their hyperparameters")
+    sp.set_defaults(func=cmd_optimizers)
     return p
 
 

@@ -96,6 +96,7 @@ class EngineObjective:
         self._train_ds = engine.dataset(train, cutoff)
         self._valid_ds = engine.dataset(valid, cutoff) if valid is not None and len(valid) else None
         self._w_train = self.weights.per_config(train)
+        self._w_valid = self.weights.per_config(valid) if self._valid_ds is not None else None
         self._missing_labels_check()
         self.n_params = potential.n_params
         self.configs_evaluated = 0
@@ -151,6 +152,31 @@ class EngineObjective:
         n = self.n_train if batch is None else len(batch)
         loss, _ = self.engine.loss_grad(self.potential, self._train_ds, self._w_train, idx=batch, grad=False)
         return loss / n
+
+    def valid_loss(self, x: np.ndarray) -> float:
+        """Mean loss over the validation set with the training weights' definition
+        (what reduce-on-plateau schedules watch)."""
+        if self._valid_ds is None:
+            raise ValueError("this objective has no validation set")
+        self._set(x)
+        loss, _ = self.engine.loss_grad(self.potential, self._valid_ds, self._w_valid, grad=False)
+        return loss / len(self.valid)
+
+    @property
+    def linear_slice(self) -> slice:
+        """The parameters the energy is linear in (species then moment coefficients),
+        the last block of the vector."""
+        g = self.potential.groups()
+        return slice(g["species"].start, g["moment"].stop)
+
+    def linear_system(self, x: np.ndarray, batch: np.ndarray | None = None):
+        """Normal equations (A, b, r0) of the loss in the linear parameters at x's radial
+        coefficients, so that the mean loss over the batch is c^T A c - 2 b^T c + r0."""
+        self._set(x)
+        n = self.n_train if batch is None else len(batch)
+        idx = None if batch is None else np.asarray(batch, dtype=np.int64)
+        A, b, r0 = self.engine.linear_system(self.potential, self._train_ds, self._w_train, idx=idx)
+        return A / n, b / n, r0 / n
 
     def predict(self, x: np.ndarray, split: str = "valid"):
         """Energies, forces, PlusStress predicted for a split ('train' or 'valid')."""

@@ -1,0 +1,42 @@
+"""The optimizer suite: every optimizer by name, with its hyperparameters and defaults.
+
+Step-based (pure init/update pairs, see base.py): first_order.py, muon.py.
+Self-driven (own iterations under the training loop's budget): quasi_newton.py,
+separable.py.
+"""
+
+from __future__ import annotations
+
+from .base import DriverEntry, Entry, Hyper, Optimizer
+from .first_order import REGISTRY as _FIRST_ORDER
+from .muon import REGISTRY as _MUON
+from .quasi_newton import REGISTRY as _QUASI_NEWTON
+from .separable import REGISTRY as _SEPARABLE
+
+StepEntry = Entry
+
+FAMILIES: dict[str, dict[str, Entry | DriverEntry]] = {
+    "first order": _FIRST_ORDER,
+    "Muon": _MUON,
+    "quasi-Newton": _QUASI_NEWTON,
+    "separable least squares": _SEPARABLE,
+}
+
+REGISTRY: dict[str, Entry | DriverEntry] = {name: e for fam in FAMILIES.values() for name, e in fam.items()}
+
+
+def describe() -> str:
+    """Text listing every optimizer with its hyperparameters and defaults (the output of
+    `optbench optimizers`)."""
+    lines = []
+    for family, entries in FAMILIES.items():
+        lines.append(f"{family}:")
+        for name, e in entries.items():
+            lr = f"  (default lr {e.default_lr:g})" if isinstance(e, Entry) or e.uses_lr else ""
+            lines.append(f"  {name:<14s} {e.doc}{lr}")
+            for h, spec in e.hypers.items():
+                lines.append(f"      {h:<16s} = {spec.default!r:<12}  {spec.help}")
+    return "\n".join(lines)
+
+
+__all__ = ["REGISTRY", "FAMILIES", "StepEntry", "Entry", "DriverEntry", "Hyper", "Optimizer", "describe"]
