@@ -100,9 +100,9 @@ def _options(method: str, h: dict) -> dict:
 def _run_bfgs(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
     h = REGISTRY["bfgs"].check(hyper)
     full_batch_note(tracker, notes)
-    if x0.size > DENSE_BFGS_WARN:
-        notes.append(f"BFGS keeps a dense {x0.size} x {x0.size} inverse Hessian: O(N^2) memory and time "
-                     "per iteration; L-BFGS-B scales to many more parameters")
+    notes.append(f"BFGS keeps a dense {x0.size} x {x0.size} inverse Hessian: O(N^2) memory and time per "
+                 "iteration" + (", slow at this size; L-BFGS-B scales to many more parameters"
+                                if x0.size > DENSE_BFGS_WARN else ""))
     scipy_minimize(tracker, x0, "BFGS", _options("BFGS", h), info)
 
 
