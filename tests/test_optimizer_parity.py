@@ -47,7 +47,8 @@ def _ours(opt, grad, x0, lr=LR):
     return out
 
 
-def _theirs(tx, grad, x0):
+def _theirs(tx, grad, x0, reported=lambda state, params: params):
+    """optax's trajectory; `reported(state, params)` is the point it reports."""
     p = jnp.asarray(x0)
     s = tx.init(p)
     update = jax.jit(tx.update)
@@ -55,7 +56,7 @@ def _theirs(tx, grad, x0):
     for _ in range(STEPS):
         u, s = update(jnp.asarray(grad(np.asarray(p))), s, p)
         p = optax.apply_updates(p, u)
-        out.append(np.asarray(p))
+        out.append(np.asarray(reported(s, p)))
     return out
 
 
@@ -105,14 +106,7 @@ def test_schedule_free_matches_optax_at_the_evaluation_point():
     """ScheduleFree AdamW: gradients at y, reported at optax's schedule_free_eval_params."""
     grad, x0 = _problem()
     tx = optax.contrib.schedule_free_adamw(LR, weight_decay=1e-3)
-    p = jnp.asarray(x0)
-    s = tx.init(p)
-    update = jax.jit(tx.update)
-    theirs = []
-    for _ in range(STEPS):
-        u, s = update(jnp.asarray(grad(np.asarray(p))), s, p)
-        p = optax.apply_updates(p, u)
-        theirs.append(np.asarray(optax.contrib.schedule_free_eval_params(s, p)))
+    theirs = _theirs(tx, grad, x0, optax.contrib.schedule_free_eval_params)
     _assert_same(_ours(fo.schedule_free_adamw(weight_decay=1e-3), grad, x0), theirs)
 
 

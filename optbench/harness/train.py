@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -296,6 +296,8 @@ def train(objective, settings: TrainSettings, progress: Callable[[str], None] | 
     if settings.optimizer not in REGISTRY:
         raise ValueError(f"unknown optimizer {settings.optimizer!r}; known: {', '.join(sorted(REGISTRY))}")
     entry = REGISTRY[settings.optimizer]
+    # A fresh schedule: reduce-on-plateau keeps state, which must not leak between runs.
+    settings = replace(settings, schedule=replace(settings.schedule))
     t_wall = time.perf_counter()
     x0 = objective.initial_params(settings.seed, settings.init_interval)
     is_step = isinstance(entry, StepEntry)
