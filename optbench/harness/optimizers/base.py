@@ -71,6 +71,23 @@ def check_fraction(name: str, value: float) -> float:
     return v
 
 
+def check_integer(name: str, value, minimum: int) -> int:
+    """`value` as an int, or ValueError naming the hyperparameter when it is not a whole
+    number >= `minimum` (6 and 6.0 are accepted; 6.5, "6" and True are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not float(value).is_integer() or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_flag(name: str, value) -> bool:
+    """`value` as a bool, or ValueError naming the hyperparameter when it is not one (a
+    string such as "false" would otherwise be silently true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return bool(value)
+
+
 @dataclass(frozen=True)
 class Entry:
     """How the command line and experiment files reach a step-based optimizer: its
