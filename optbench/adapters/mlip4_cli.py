@@ -1,0 +1,527 @@
+"""Run MLIP's own trainer (``mlp train``, MLIP-3 / MLIP-4 command line) and read its output.
+
+This is the "native" optimizer of the study: MLIP's BFGS with its own line search,
+rescaling and linear re-solves.  The adapter
+
+* finds the ``mlp`` binary (:func:`find_mlp`),
+* builds the ``mlp train`` argument list (:func:`train_command`),
+* runs it with the live output teed to a log file and a watchdog that kills the whole
+  process group on timeout (:func:`run_mlp_train`),
+* parses the training log (:func:`parse_train_log`) and MLIP's error report
+  (:func:`parse_error_report`, the ``mlp check_errors`` format, also printed at the end
+  of ``mlp train``).
+
+Units: the loss ``f`` is reported exactly as MLIP prints it (mean over configurations of
+the weighted energy / force / stress terms plus the small radial penalty); times are
+seconds as printed at the start of each log line (seconds since the start of the run);
+error-report values are MLIP's (eV, eV/atom, eV/Angstrom, eV for "Stresses (in energy
+units)", GPa for "Virial stresses (in pressure units)").
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+__all__ = [
+    "BfgsIteration",
+    "RescaleTrial",
+    "TrainLog",
+    "MlpRun",
+    "find_mlp",
+    "train_command",
+    "parse_train_log",
+    "parse_error_report",
+    "run_mlp_train",
+]
+
+ENV_MLP = "OPTBENCH_MLP"
+
+# ---------------------------------------------------------------------------------------
+# finding the binary, building the command
+# ---------------------------------------------------------------------------------------
+
+
+def find_mlp(path: str | None = None) -> str:
+    """Return the ``mlp`` binary to run.
+
+    Order: the ``path`` argument (e.g. from ``--mlp PATH``), then the environment
+    variable ``OPTBENCH_MLP``, then ``mlp`` on ``PATH`` (``shutil.which``).  Raises
+    :class:`FileNotFoundError` naming the setting to fix when nothing usable is found.
+    """
+    if path:
+        # An explicit choice must exist: silently falling back would run another binary.
+        found = shutil.which(path) or (path if Path(path).is_file() else None)
+        if found is None:
+            raise FileNotFoundError(f"mlp binary {path!r} (given with --mlp PATH) was not found")
+        return found
+    env = os.environ.get(ENV_MLP)
+    if env:
+        found = shutil.which(env) or (env if Path(env).is_file() else None)
+        if found is None:
+            raise FileNotFoundError(f"mlp binary {env!r} from ${ENV_MLP} was not found")
+        return found
+    found = shutil.which("mlp")
+    if found is None:
+        raise FileNotFoundError(
+            "no MLIP 'mlp' binary: pass --mlp PATH, set the environment variable "
+            f"{ENV_MLP}=/path/to/mlp, or put 'mlp' on PATH"
+        )
+    return found
+
+
+def _num(x: float | int) -> str:
+    # repr() keeps every digit of a float (str(1e-3) is '0.001', fine for MLIP's parser).
+    return repr(float(x)) if isinstance(x, float) else str(x)
+
+
+def train_command(
+    mlp: str,
+    potential: str | os.PathLike,
+    train_cfg: str | os.PathLike,
+    save_to: str | os.PathLike,
+    *,
+    energy_weight: float = 1.0,
+    force_weight: float = 0.01,
+    stress_weight: float = 0.001,
+    iteration_limit: int = 1000,
+    tolerance: float = 1e-3,
+    init_random: bool = False,
+    log: str | os.PathLike = "stdout",
+) -> list[str]:
+    """Build the ``mlp train`` command as an argument list (never a shell string).
+
+    MLIP-3 syntax: ``mlp train POT CFG --energy_weight=.. --force_weight=..
+    --stress_weight=.. --iteration_limit=.. --tolerance=.. [--init_random=true]
+    --save_to=.. --log=..``; the option names are those MLIP echoes at the start of its
+    log (``iteration_limit = 200``, ``save_to = l08.mtp``, ``log = stdout``).  Defaults are
+    MLIP's own.  ``log="stdout"`` makes MLIP print its log to stdout, which
+    :func:`run_mlp_train` tees to a file.  Paths are passed unquoted: each value is one
+    list element, so spaces stay inside that argument.
+    """
+    cmd = [
+        str(mlp),
+        "train",
+        os.fspath(potential),
+        os.fspath(train_cfg),
+        f"--energy_weight={_num(energy_weight)}",
+        f"--force_weight={_num(force_weight)}",
+        f"--stress_weight={_num(stress_weight)}",
+        f"--iteration_limit={int(iteration_limit)}",
+        f"--tolerance={_num(tolerance)}",
+    ]
+    if init_random:
+        cmd.append("--init_random=true")
+    cmd += [f"--save_to={os.fspath(save_to)}", f"--log={os.fspath(log)}"]
+    return cmd
+
+
+# ---------------------------------------------------------------------------------------
+# parsing
+# ---------------------------------------------------------------------------------------
+
+# MLIP's logger starts each line with the seconds since the start ("404.399 text").
+# Lines without one (other builds, stderr) are accepted with time None.
+_TS = re.compile(r"^\s*(\d+\.\d+|\d+)(?: |\t)(.*)$")
+_FLOAT = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf)"
+# "BFGS iter 12: f=0.16486128" (MLIP-3); some builds print "BFGS iter   12:  1.6486128e-01 ..."
+_ITER = re.compile(rf"^BFGS iter\s+(\d+):\s*(?:f\s*=\s*)?({_FLOAT})", re.IGNORECASE)
+_SCALING = re.compile(rf"^scaling\s*=\s*({_FLOAT}),\s*condition number\s*=\s*({_FLOAT})")
+_RESCALED = re.compile(rf"^Rescaling to ({_FLOAT})\.\.\. done")
+_SETTING = re.compile(r"^([A-Za-z_][\w-]*)\s*=\s*(.*?)\s*$")
+_LIMIT = re.compile(r"^Iteration limit is (\d+)")
+_TOL = re.compile(rf"^Convergence tolerance is ({_FLOAT})")
+
+
+def _split_ts(line: str) -> tuple[float | None, str]:
+    m = _TS.match(line)
+    if m:
+        return float(m.group(1)), m.group(2).strip()
+    return None, line.strip()
+
+
+@dataclass(frozen=True)
+class BfgsIteration:
+    """One ``BFGS iter N: f=...`` line.
+
+    ``stage`` is ``"pretrain"`` (MLIP's pre-training, 75 steps with species alike) or
+    ``"train"`` (the main fit); ``iteration`` restarts at 0 in each stage; ``loss`` is
+    ``f`` as printed; ``time_s`` the line's time stamp in seconds (None if absent).
+    """
+
+    stage: str
+    iteration: int
+    loss: float
+    time_s: float | None
+
+
+@dataclass(frozen=True)
+class RescaleTrial:
+    """One ``scaling = s, condition number = c`` line of a rescaling pass."""
+
+    scaling: float
+    condition_number: float
+    time_s: float | None
+
+
+@dataclass
+class TrainLog:
+    """What :func:`parse_train_log` extracts from an ``mlp train`` log.
+
+    * ``iterations``: every BFGS iteration, both stages, in order;
+    * ``rescale_trials``: every (scaling, condition number) tried; ``rescaled_to``: the
+      scaling each rescaling pass chose ("Rescaling to X... done");
+    * ``settings``: the option echo at the start (``iteration_limit`` -> ``"200"``, strings);
+    * ``iteration_limit`` / ``tolerance``: from "Iteration limit is N" / "Convergence
+      tolerance is T" (main stage), else from ``settings``;
+    * ``stop_reason``: how the main BFGS stage ended: ``"tolerance"`` ("BFGS ended due to
+      small decr. ..."), ``"iteration_limit"`` ("step limit reached") or None;
+    * ``completed``: the log reached "training complete";
+    * ``errors``: the final error report (:func:`parse_error_report`) or None;
+    * ``saved_to``: the file named in "state saved to ..." if any.
+    """
+
+    iterations: list[BfgsIteration] = field(default_factory=list)
+    rescale_trials: list[RescaleTrial] = field(default_factory=list)
+    rescaled_to: list[float] = field(default_factory=list)
+    settings: dict[str, str] = field(default_factory=dict)
+    iteration_limit: int | None = None
+    tolerance: float | None = None
+    stop_reason: str | None = None
+    completed: bool = False
+    errors: dict | None = None
+    saved_to: str | None = None
+
+    @property
+    def train_iterations(self) -> list[BfgsIteration]:
+        """The iterations of the main fit (stage ``"train"``)."""
+        return [it for it in self.iterations if it.stage == "train"]
+
+    @property
+    def pretrain_iterations(self) -> list[BfgsIteration]:
+        """The iterations of MLIP's pre-training (stage ``"pretrain"``)."""
+        return [it for it in self.iterations if it.stage == "pretrain"]
+
+    @property
+    def converged(self) -> bool:
+        """True when the main BFGS stage stopped by its tolerance (not its limit)."""
+        return self.stop_reason == "tolerance"
+
+    @property
+    def final_loss(self) -> float | None:
+        """The last printed loss ``f`` (None when no iteration was logged)."""
+        return self.iterations[-1].loss if self.iterations else None
+
+
+def parse_train_log(text: str) -> TrainLog:
+    """Parse an ``mlp train`` log (MLIP-3 format, time stamps optional).
+
+    Returns a :class:`TrainLog` with the BFGS iterations (iteration number, loss ``f``
+    as MLIP prints it, time stamp in seconds), the rescaling records, the option echo,
+    the stop reason of the main stage (tolerance vs iteration limit), whether it reached
+    "training complete" and the final error report.  Unknown lines are ignored, so a
+    truncated log (killed run) still gives the iterations reached so far.
+    """
+    out = TrainLog()
+    # Without --init_random / --skip_preinit MLIP runs a pre-training BFGS stage first;
+    # it ends with its own "step limit reached", which must not count as the final stop.
+    stage = "train"
+    in_settings_echo = True
+    for raw in text.splitlines():
+        t, line = _split_ts(raw)
+        if not line:
+            continue
+        m = _ITER.match(line)
+        if m:
+            in_settings_echo = False
+            out.iterations.append(BfgsIteration(stage, int(m.group(1)), float(m.group(2)), t))
+            continue
+        m = _SCALING.match(line)
+        if m:
+            out.rescale_trials.append(RescaleTrial(float(m.group(1)), float(m.group(2)), t))
+            continue
+        m = _RESCALED.match(line)
+        if m:
+            out.rescaled_to.append(float(m.group(1)))
+            continue
+        if line.startswith("Pre-training started"):
+            stage = "pretrain"
+        elif line.startswith("Pre-training ended"):
+            stage = "train"
+        elif line.startswith("step limit reached"):
+            if stage == "train":
+                out.stop_reason = "iteration_limit"
+        elif line.startswith("BFGS ended due to small decr"):
+            if stage == "train":
+                out.stop_reason = "tolerance"
+        elif line.startswith("training complete"):
+            out.completed = True
+        elif (m := _LIMIT.match(line)) is not None:
+            out.iteration_limit = int(m.group(1))
+        elif (m := _TOL.match(line)) is not None:
+            out.tolerance = float(m.group(1))
+        elif "state saved to" in line:
+            out.saved_to = line.split("state saved to", 1)[1].strip().strip('"')
+        elif line.endswith("configurations found in the training set"):
+            # The option echo ("\tkey = value") comes before this line; later "key = value"
+            # lines (the selection settings after the error report) are not training options.
+            in_settings_echo = False
+        elif in_settings_echo and raw.lstrip(" 0123456789.").startswith("\t"):
+            m = _SETTING.match(line)
+            if m:
+                out.settings[m.group(1)] = m.group(2)
+    if out.iteration_limit is None and "iteration_limit" in out.settings:
+        out.iteration_limit = int(out.settings["iteration_limit"])
+    if out.tolerance is None and "tolerance" in out.settings:
+        out.tolerance = float(out.settings["tolerance"])
+    if "Errors report" in text:
+        out.errors = parse_error_report(text)
+    return out
+
+
+# Block headers of MLIP's error report -> keys of the returned dict.
+_BLOCKS = {
+    "Energy": "energy",
+    "Energy per atom": "energy_per_atom",
+    "Forces": "forces",
+    "Stresses (in energy units)": "stress",
+    "Virial stresses (in pressure units)": "virial_stress",
+}
+_FIELDS = [
+    (re.compile(rf"^Errors checked for (\d+) (configurations|atoms)"), None),
+    (re.compile(rf"^Maximal absolute difference\s*=\s*({_FLOAT})"), "max"),
+    (re.compile(rf"^Average absolute difference\s*=\s*({_FLOAT})"), "mae"),
+    (re.compile(rf"^RMS\s+absolute difference\s*=\s*({_FLOAT})"), "rmse"),
+    (re.compile(rf"^Max\(\w+Diff\)\s*/\s*Max\(\w+\)\s*=\s*({_FLOAT})"), "rel_max"),
+    (re.compile(rf"^RMS\(\w+Diff\)\s*/\s*RMS\(\w+\)\s*=\s*({_FLOAT})"), "rel_rms"),
+]
+
+
+def parse_error_report(text: str) -> dict:
+    """Parse MLIP's error report (``mlp check_errors`` output or the end of ``mlp train``).
+
+    Returns ``{"energy": {...}, "energy_per_atom": {...}, "forces": {...},
+    "stress": {...}, "virial_stress": {...}}`` (only the blocks present), each with
+    ``"n"`` (configurations, or atoms for forces; int), ``"max"``, ``"mae"``, ``"rmse"``
+    (max / average / RMS absolute difference, floats in MLIP's units: eV, eV/atom,
+    eV/Angstrom, eV, GPa) and, where printed, ``"rel_max"`` / ``"rel_rms"``.
+    MLIP's force errors are of the per-atom force-difference vector *norm*; ``forces``
+    also gets ``"rmse_component"`` = rmse / sqrt(3), the per-component RMSE.
+    Time stamps at line starts are ignored; when the text holds several reports the last
+    one is parsed.  Raises ValueError when no block is found.
+    """
+    lines = [_split_ts(raw)[1] for raw in text.splitlines()]
+    starts = [i for i, ln in enumerate(lines) if "Errors report" in ln]
+    if starts:
+        lines = lines[starts[-1] + 1 :]
+    report: dict[str, dict] = {}
+    block: dict | None = None
+    for line in lines:
+        if not line:
+            continue
+        if line.startswith("____") and report:
+            break  # closing rule of the report
+        if line.endswith(":") and line[:-1] in _BLOCKS:
+            block = report.setdefault(_BLOCKS[line[:-1]], {})
+            continue
+        if block is None:
+            continue
+        for rx, key in _FIELDS:
+            m = rx.match(line)
+            if m:
+                if key is None:
+                    block["n"] = int(m.group(1))
+                else:
+                    block[key] = float(m.group(1))
+                break
+    if not report:
+        raise ValueError("no MLIP error report found in the text")
+    forces = report.get("forces")
+    if forces and "rmse" in forces:
+        forces["rmse_component"] = forces["rmse"] / math.sqrt(3.0)
+    return report
+
+
+# ---------------------------------------------------------------------------------------
+# running
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class MlpRun:
+    """Outcome of :func:`run_mlp_train`.
+
+    ``status``: ``"converged"`` (stopped by the tolerance), ``"stopped"`` (iteration
+    limit), ``"timed_out"`` (watchdog killed it) or ``"failed"`` (non-zero exit, signal,
+    could not start, or no "training complete"); ``message`` explains, with the exit code
+    or signal and the last log lines on failure; ``returncode`` as from Popen (negative =
+    signal; None if it never started); ``log`` the parsed :class:`TrainLog`;
+    ``log_path`` the kept log; ``wall_s`` the wall time in seconds.
+    """
+
+    status: str
+    message: str
+    returncode: int | None
+    log: TrainLog
+    log_path: Path
+    wall_s: float
+
+
+def _kill_group(pgid: int, grace_s: float, proc: subprocess.Popen) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is left after ``grace_s``."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None and not _group_alive(pgid):
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists but not ours (pgid reused): treat as gone for us
+        return False
+    return True
+
+
+def _save_to(cmd: Sequence[str]) -> str | None:
+    for arg in cmd:
+        if arg.startswith("--save_to="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def run_mlp_train(
+    cmd: Sequence[str],
+    log_path: str | os.PathLike,
+    timeout_s: float,
+    *,
+    grace_s: float = 5.0,
+    echo: bool = True,
+    cwd: str | os.PathLike | None = None,
+) -> MlpRun:
+    """Run an ``mlp train`` command (from :func:`train_command`) with a watchdog.
+
+    stdout and stderr (merged) are read line by line, echoed to ``sys.stdout`` when
+    ``echo`` and written to ``log_path`` as they come, so the log is live and survives
+    a kill.  The process runs in its own session / process group; after ``timeout_s``
+    seconds the whole group gets SIGTERM and, ``grace_s`` seconds later, SIGKILL.
+    The log is kept in every case.  Returns :class:`MlpRun` (status converged | stopped |
+    timed_out | failed; see there).
+
+    subprocess-tee is not used: it is not installed here and, being built on asyncio's
+    subprocess API, it does not hand out the process for a process-group kill; the plain
+    Popen loop below does the same teeing.
+    """
+    cmd = [os.fspath(c) for c in cmd]
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    tail: deque[str] = deque(maxlen=15)
+    timed_out = threading.Event()
+
+    with open(log_path, "w", encoding="utf-8", errors="replace") as logf:
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,  # MLIP's errors belong in the same log
+                stdin=subprocess.DEVNULL,
+                text=True,
+                errors="replace",
+                bufsize=1,
+                cwd=cwd,
+                start_new_session=True,  # own process group: MPI / child processes die too
+            )
+        except OSError as exc:
+            logf.write(f"optbench: could not start {cmd[0]!r}: {exc}\n")
+            return MlpRun("failed", f"could not start {cmd[0]!r}: {exc}", None,
+                          TrainLog(), log_path, time.monotonic() - t0)
+
+        pgid = proc.pid  # the session leader's pid is the group id
+
+        def watchdog() -> None:
+            timed_out.set()
+            _kill_group(pgid, grace_s, proc)
+
+        # The reading loop below blocks on the pipe, so the timeout lives in a thread;
+        # killing the group closes the pipe, which ends the loop.
+        timer = threading.Timer(timeout_s, watchdog)
+        timer.daemon = True
+        timer.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                logf.write(line)
+                logf.flush()
+                tail.append(line.rstrip("\n"))
+                if echo:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+            proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:  # interrupted (KeyboardInterrupt): do not leave it running
+                _kill_group(pgid, grace_s, proc)
+                proc.wait()
+            # Children that outlived a normal exit would keep computing: end them too.
+            if _group_alive(pgid):
+                _kill_group(pgid, grace_s, proc)
+        wall = time.monotonic() - t0
+        if timed_out.is_set():
+            logf.write(f"optbench: killed after the {timeout_s:g} s time limit\n")
+
+    parsed = parse_train_log(log_path.read_text(encoding="utf-8", errors="replace"))
+    rc = proc.returncode
+    last = "\n".join(tail)
+
+    if timed_out.is_set():
+        n = len(parsed.train_iterations)
+        return MlpRun("timed_out", f"killed after {timeout_s:g} s (time limit), "
+                      f"{n} main-stage BFGS iterations logged", rc, parsed, log_path, wall)
+    if rc != 0:
+        how = f"killed by {_signal_name(rc)}" if rc < 0 else f"exit code {rc}"
+        return MlpRun("failed", f"mlp train failed ({how}); last log lines:\n{last}",
+                      rc, parsed, log_path, wall)
+    if not parsed.completed:
+        return MlpRun("failed", "mlp train exited 0 without 'training complete'; "
+                      f"last log lines:\n{last}", rc, parsed, log_path, wall)
+    save_to = _save_to(cmd)
+    if save_to is not None:
+        target = Path(save_to) if cwd is None else Path(cwd, save_to)
+        if not target.is_file():
+            return MlpRun("failed", f"mlp train reported completion but {save_to} is missing",
+                          rc, parsed, log_path, wall)
+    if parsed.converged:
+        return MlpRun("converged", "stopped by the tolerance", rc, parsed, log_path, wall)
+    reason = ("iteration limit reached" if parsed.stop_reason == "iteration_limit"
+              else "completed; stop reason not found in the log")
+    return MlpRun("stopped", reason, rc, parsed, log_path, wall)
