@@ -35,7 +35,8 @@ def objective(engine, agpd_split):
     return EngineObjective(engine, pot, train_set, valid, LossWeights(stress=0.0))
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+# "native" runs MLIP's mlp binary, absent here: tests/test_native.py drives it with a stand-in.
+@pytest.mark.parametrize("name", sorted(n for n in REGISTRY if n != "native"))
 def test_every_optimizer_lowers_the_loss(objective, name):
     """Each optimizer, at its defaults, ends below half the starting training loss without
     diverging (budget: 20 passes over 24 configurations). RAdam and Ranger take plain

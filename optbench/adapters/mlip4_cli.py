@@ -98,13 +98,16 @@ def train_command(
     iteration_limit: int = 1000,
     tolerance: float = 1e-3,
     init_random: bool = False,
+    weight_scaling: int | None = None,
+    weight_scaling_forces: int | None = None,
     log: str | os.PathLike = "stdout",
 ) -> list[str]:
     """Build the ``mlp train`` command as an argument list (never a shell string).
 
     MLIP-3 syntax: ``mlp train POT CFG --energy_weight=.. --force_weight=..
     --stress_weight=.. --iteration_limit=.. --tolerance=.. [--init_random=true]
-    --save_to=.. --log=..``; the option names are those MLIP echoes at the start of its
+    --save_to=.. --log=..`` plus ``--weight_scaling=..`` / ``--weight_scaling_forces=..``
+    when given (MLIP's defaults 1 and 0 otherwise); the option names are those MLIP echoes at the start of its
     log (``iteration_limit = 200``, ``save_to = l08.mtp``, ``log = stdout``).  Defaults are
     MLIP's own.  ``log="stdout"`` makes MLIP print its log to stdout, which
     :func:`run_mlp_train` tees to a file.  Paths are passed unquoted: each value is one
@@ -123,6 +126,10 @@ def train_command(
     ]
     if init_random:
         cmd.append("--init_random=true")
+    if weight_scaling is not None:
+        cmd.append(f"--weight_scaling={int(weight_scaling)}")
+    if weight_scaling_forces is not None:
+        cmd.append(f"--weight_scaling_forces={int(weight_scaling_forces)}")
     cmd += [f"--save_to={os.fspath(save_to)}", f"--log={os.fspath(log)}"]
     return cmd
 

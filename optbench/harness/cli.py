@@ -157,8 +157,13 @@ def cmd_train(args) -> int:
     if args.perturb:
         sigma, _, every = args.perturb.partition(",")
         perturb_sigma, perturb_every = float(sigma), int(every or 0)
+    hyper = _parse_hyper(args.hyper)
+    if args.mlp:
+        if args.optimizer != "native":
+            raise ValueError("--mlp applies to --optimizer native (MLIP's own trainer) only")
+        hyper["mlp"] = args.mlp
     settings = TrainSettings(
-        optimizer=args.optimizer, hyper=_parse_hyper(args.hyper), lr=args.lr, batch_size=args.batch_size,
+        optimizer=args.optimizer, hyper=hyper, lr=args.lr, batch_size=args.batch_size,
         clip=args.clip, schedule=Schedule.parse(args.schedule), budget=Budget.parse(args.budget),
         seed=args.seed, init_interval=args.init_interval, perturb_sigma=perturb_sigma,
         perturb_every=perturb_every, eval_every=args.eval_every)
@@ -258,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="save the best-validation or the last parameters (default best)")
     sp.add_argument("--save-to", required=True, help="output potential (.mtp or .almtp)")
     sp.add_argument("--json", help="write the run's record (status, metrics, timings, history) here")
+    sp.add_argument("--mlp", metavar="PATH", help="MLIP's mlp binary for --optimizer native "
+                    "(default: $OPTBENCH_MLP, then mlp on PATH)")
     common(sp)
     sp.set_defaults(func=cmd_train)
 

@@ -198,6 +198,26 @@ class EngineObjective:
         data, _ = self._split(split)
         return compute_metrics(data.configs, *self.predict(x, split))
 
+    def load_potential_file(self, path: str | os.PathLike) -> np.ndarray:
+        """Adopt a potential file written by another trainer (MLIP's mlp train) for this
+        Objective's model and return its parameters. The file's potential replaces this
+        Objective's, so its basis order and the radial `scaling` and `min_dist` MLIP
+        re-chose come with it. ValueError naming the file when its model differs
+        (parameter count, cutoff, species).
+
+        Why adopt the file rather than copy its vector: a file whose moment basis is
+        listed in another order than ours has the same count but another meaning."""
+        other = self.engine.load_potential(path)
+        mine, theirs = self.potential.info(), other.info()
+        for what, a, b in (("parameters", other.n_params, self.n_params),
+                           ("species", theirs["species_count"], mine["species_count"])):
+            if a != b:
+                raise ValueError(f"{path}: {a} {what}, this run's potential has {b}")
+        if not np.isclose(other.cutoff, self.potential.cutoff):
+            raise ValueError(f"{path}: cutoff {other.cutoff} A, this run's potential has {self.potential.cutoff} A")
+        self.potential = other
+        return other.get_params()
+
     def save(self, x: np.ndarray, path: str | os.PathLike) -> None:
         """Write the potential with parameters x as an MLIP file (.mtp or .almtp)."""
         self._set(x)

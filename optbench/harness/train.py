@@ -100,7 +100,8 @@ class RunResult:
     status: "converged" (the optimizer's own convergence test passed), "target" (the
     validation error reached settings.target_valid_epa), "budget",
     "diverged" (NaN/inf loss or gradient), "stopped" (the optimizer gave up, e.g. a
-    line-search failure) or "failed" (an error; message says which).
+    line-search failure), "timed_out" (an outside trainer, MLIP's mlp train, was killed at
+    the time limit before saving) or "failed" (an error; message says which).
     """
 
     status: str
@@ -213,6 +214,18 @@ class Tracker:
         h.seconds.append(self.train_seconds())
         if self.steps % self.eval_every == 0:
             self.evaluate(x_eval)
+
+    def record_external(self, loss: float, configs: int, seconds: float) -> None:
+        """One iteration done by an outside trainer (MLIP's `mlp train`), known only from
+        its log: loss as it printed it, configurations evaluated and training seconds so
+        far. No evaluation: the parameters of that iteration are not available."""
+        self.steps += 1
+        self.configs = int(configs)
+        h = self.history
+        h.step.append(self.steps)
+        h.loss.append(float(loss))
+        h.configs.append(self.configs)
+        h.seconds.append(float(seconds))
 
     def evaluate(self, x: np.ndarray, final: bool = False) -> None:
         """Train and validation metrics at x, into the history; keeps the best-validation

@@ -2,7 +2,7 @@
 
 Step-based (pure init/update pairs, see base.py): first_order.py, muon.py.
 Self-driven (own iterations under the training loop's budget): quasi_newton.py,
-separable.py.
+separable.py, native.py (MLIP's own mlp train).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from .base import DriverEntry, Entry, Hyper, Optimizer
 from .first_order import REGISTRY as _FIRST_ORDER
 from .muon import REGISTRY as _MUON
+from .native import REGISTRY as _NATIVE
 from .quasi_newton import REGISTRY as _QUASI_NEWTON
 from .separable import REGISTRY as _SEPARABLE
 
@@ -20,6 +21,7 @@ FAMILIES: dict[str, dict[str, Entry | DriverEntry]] = {
     "Muon": _MUON,
     "quasi-Newton": _QUASI_NEWTON,
     "separable least squares": _SEPARABLE,
+    "native": _NATIVE,
 }
 
 REGISTRY: dict[str, Entry | DriverEntry] = {name: e for fam in FAMILIES.values() for name, e in fam.items()}

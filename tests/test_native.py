@@ -1,0 +1,199 @@
+"""The "native" optimizer: MLIP's own `mlp train`, run through adapters/mlip4_cli.py and
+reported in the same RunResult as every other optimizer.
+
+No MLIP binary exists on the test machines, so a stand-in `mlp` (a Python script written
+into tmp_path) plays its part: it checks the command line it is given, prints a log in
+MLIP-3's format and saves a potential. With ../shared present it replays MLIP-3's real
+log of `mtp08.mtp` and saves that real trained potential, so the run record must hold
+MLIP's 275 iterations and our engine's errors of MLIP's potential must equal MLIP's own
+error report.
+
+Contracts: the command carries the run's loss weights and its budget as MLIP's
+iteration limit; the history is the log's; the final potential (with the scaling MLIP
+chose) is read back and evaluated; a crash ends the run "failed" and a run past its time
+budget "timed_out", both with the log kept; a missing binary is an error naming the
+setting to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import requires_shared, shared_dir
+from optbench.harness.budget import Budget
+from optbench.harness.objective import EngineObjective, LossWeights
+from optbench.harness.train import TrainSettings, train
+
+FAKE_MLP = r'''
+import os, re, shutil, sys, time
+args = sys.argv[1:]
+assert args[0] == "train", args
+pot, cfg = args[1], args[2]
+opts = dict(a[2:].split("=", 1) for a in args[3:])
+with open(os.environ["FAKE_MLP_ARGS"], "w") as fh:
+    fh.write("\n".join(args))
+mode = os.environ.get("FAKE_MLP_MODE", "converge")
+print("0.000 Basic trainer initialization complete", flush=True)
+for k, v in opts.items():
+    print(f"0.001 \t{k} = {v}", flush=True)
+n = sum(1 for line in open(cfg) if line.strip() == "BEGIN_CFG")
+print(f"0.002 {n} configurations found in the training set", flush=True)
+if mode == "crash":
+    print("0.003 ERROR: something MLIP did not like", flush=True)
+    sys.exit(3)
+if mode == "hang":
+    for i in range(1000):
+        print(f"{0.01 * i:.3f} BFGS iter {i}: f={1.0 / (i + 1):.8f}", flush=True)
+        time.sleep(0.05)
+replay = os.environ.get("FAKE_MLP_REPLAY")
+if replay:
+    sys.stdout.write(open(replay).read())
+    shutil.copy(os.environ["FAKE_MLP_POT"], opts["save_to"])
+    sys.exit(0)
+for i in range(int(opts["iteration_limit"])):
+    print(f"{0.5 * (i + 1):.3f} BFGS iter {i}: f={0.1 / (i + 1):.8f}", flush=True)
+print("5.000 BFGS ended due to small decr. in 50 iterations", flush=True)
+text = open(pot).read()
+text = re.sub(r"scaling = [^\n]*", "scaling = 0.75", text, count=1)
+open(opts["save_to"], "w").write(text)
+print(f'5.100 Selection: state saved to "{opts["save_to"]}"', flush=True)
+print("5.100 training complete", flush=True)
+'''
+
+
+@pytest.fixture
+def fake_mlp(tmp_path, monkeypatch):
+    """Path of the stand-in mlp; FAKE_MLP_ARGS receives the arguments it was given."""
+    path = tmp_path / "mlp"
+    path.write_text(f"#!{sys.executable}\n" + textwrap.dedent(FAKE_MLP))
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("FAKE_MLP_ARGS", str(tmp_path / "args.txt"))
+    monkeypatch.delenv("OPTBENCH_MLP", raising=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def agpd_split():
+    from optbench.harness.generator import generate_agpd_split
+    return generate_agpd_split(12, 6, seed=3)
+
+
+def _objective(engine, train_set, valid, scaling=None):
+    pot = engine.potential_from_spec("mtp level=8 species=2 min_dist=2.0 max_dist=5.0")
+    if scaling is not None:
+        pot.set_scalar("scaling", scaling)
+    return EngineObjective(engine, pot, train_set, valid, LossWeights(energy=1.0, forces=0.02, stress=0.0))
+
+
+def test_native_run_is_recorded_like_any_optimizer(engine, agpd_split, fake_mlp, tmp_path):
+    """An epoch budget of 7 becomes --iteration_limit=7; the loss weights and weight
+    scaling are passed on; the 7 logged iterations are the history; the saved potential's
+    parameters and the scaling MLIP chose (0.75 here) come back; status "converged"."""
+    obj = _objective(engine, *agpd_split)
+    work = tmp_path / "run"
+    settings = TrainSettings(optimizer="native", budget=Budget(epochs=7), seed=2, init_interval=0.05,
+                             hyper={"mlp": str(fake_mlp), "workdir": str(work)})
+    r = train(obj, settings)
+    assert r.status == "converged", r.message
+    args = (tmp_path / "args.txt").read_text().split("\n")
+    assert args[:3] == ["train", str(work / "start.almtp"), str(work / "train.cfg")]
+    assert {"--iteration_limit=7", "--energy_weight=1.0", "--force_weight=0.02", "--stress_weight=0.0",
+            "--weight_scaling=1", "--weight_scaling_forces=0", f"--save_to={work / 'trained.almtp'}"} <= set(args)
+    assert r.steps == 7 and r.nit == 7
+    assert r.history.loss == pytest.approx([0.1 / (i + 1) for i in range(7)])
+    assert r.history.configs == [12 * (i + 1) for i in range(7)]
+    x0 = obj.initial_params(2, 0.05)
+    np.testing.assert_allclose(r.x, x0, rtol=1e-9, atol=1e-12)  # the stand-in trains nothing
+    assert obj.potential.get_scalar("scaling") == 0.75
+    assert r.valid is not None and np.isfinite(r.valid.epa_rmse)
+    assert (work / "mlp_train.log").read_text().count("BFGS iter") == 7
+    assert any(str(work) in note for note in r.notes)
+
+
+def test_native_crash_is_a_failed_run_with_its_log(engine, agpd_split, fake_mlp, tmp_path, monkeypatch):
+    """mlp exiting with code 3 ends the run "failed" (no exception), naming the code and
+    the kept log."""
+    monkeypatch.setenv("FAKE_MLP_MODE", "crash")
+    obj = _objective(engine, *agpd_split)
+    r = train(obj, TrainSettings(optimizer="native", budget=Budget(epochs=5),
+                                 hyper={"mlp": str(fake_mlp), "workdir": str(tmp_path / "w")}))
+    assert r.status == "failed"
+    assert "exit code 3" in r.message and "mlp_train.log" in r.message
+    assert "did not like" in (tmp_path / "w" / "mlp_train.log").read_text()
+
+
+def test_native_past_its_time_budget_is_timed_out(engine, agpd_split, fake_mlp, tmp_path, monkeypatch):
+    """A 2 s budget kills an mlp that keeps iterating: status "timed_out", the iterations
+    it logged are the history, the log is kept."""
+    monkeypatch.setenv("FAKE_MLP_MODE", "hang")
+    obj = _objective(engine, *agpd_split)
+    r = train(obj, TrainSettings(optimizer="native", budget=Budget(seconds=2.0),
+                                 hyper={"mlp": str(fake_mlp), "workdir": str(tmp_path / "w")}))
+    assert r.status == "timed_out", r.message
+    assert 5 <= r.steps < 1000
+    assert "killed" in (tmp_path / "w" / "mlp_train.log").read_text()
+
+
+def test_native_without_a_binary_names_the_setting(engine, agpd_split, monkeypatch):
+    """No --mlp, no $OPTBENCH_MLP, no mlp on PATH: a ValueError saying all three."""
+    monkeypatch.delenv("OPTBENCH_MLP", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    obj = _objective(engine, *agpd_split)
+    with pytest.raises(ValueError, match="--mlp PATH.*OPTBENCH_MLP.*PATH"):
+        train(obj, TrainSettings(optimizer="native", budget=Budget(epochs=1)))
+
+
+@requires_shared
+def test_native_replaying_mlip3_gives_mlips_errors(engine, fake_mlp, monkeypatch, tmp_path):
+    """The stand-in replays MLIP-3's real log of mtp08.mtp and saves that potential: the
+    record holds its 75 + 200 iterations and status "stopped" (its iteration limit), and
+    our errors of MLIP's potential on emt_train.cfg equal MLIP's report in that log
+    (to 1e-5 relative, MLIP's printed digits: both evaluate the same potential)."""
+    from optbench.adapters.mlip4_cli import parse_train_log
+    from optbench.harness.data import read_cfg
+
+    ref = shared_dir() / "reference" / "mlip3"
+    monkeypatch.setenv("FAKE_MLP_REPLAY", str(ref / "logs" / "train_mtp08.log"))
+    monkeypatch.setenv("FAKE_MLP_POT", str(ref / "potentials" / "mtp08.mtp"))
+    train_set = read_cfg(ref / "configs" / "emt_train.cfg")
+    # Start from MLIP's own potential file: its moment basis is listed in MLIP's order.
+    obj = EngineObjective(engine, engine.load_potential(ref / "potentials" / "mtp08.mtp"), train_set, None, LossWeights(energy=1.0, forces=0.01, stress=0.0))
+    r = train(obj, TrainSettings(optimizer="native", budget=Budget(epochs=1000),
+                                 hyper={"mlp": str(fake_mlp), "workdir": str(tmp_path / "w"), "format": "mtp"}))
+    assert r.status == "stopped", r.message
+    assert r.steps == 275 and r.nit == 200
+    assert r.history.loss[-1] == 0.0017358392
+    assert r.history.seconds[-1] == pytest.approx(402.648, abs=1.0)
+    mlip = parse_train_log((ref / "logs" / "train_mtp08.log").read_text()).errors
+    assert r.train.epa_rmse == pytest.approx(mlip["energy_per_atom"]["rmse"], rel=1e-5)
+    assert r.train.force_rmse == pytest.approx(mlip["forces"]["rmse"], rel=1e-5)  # both: RMS of the vector norm
+
+
+def test_cli_train_native_with_mlp_path(tmp_path, agpd_split, fake_mlp, capsys):
+    """`optbench train ... --optimizer native --mlp PATH` runs the given binary and ends
+    with the same error report and JSON record as any optimizer; --mlp with another
+    optimizer is refused (exit 2, naming the option)."""
+    import json
+
+    from optbench.harness.cli import main
+    from optbench.harness.data import write_cfg
+
+    train_set, valid = agpd_split
+    write_cfg(train_set, tmp_path / "train.cfg")
+    write_cfg(valid, tmp_path / "valid.cfg")
+    common = ["train", "mtp level=6", str(tmp_path / "train.cfg"), "--valid", str(tmp_path / "valid.cfg"),
+              "--budget", "epochs=4", "--stress-weight", "0", "--save-to", str(tmp_path / "fit.almtp"),
+              "--mlp", str(fake_mlp), "--threads", "1"]
+    assert main(common + ["--optimizer", "native", "--json", str(tmp_path / "run.json"),
+                          "--hyper", f"workdir={tmp_path / 'w'}"]) == 0
+    assert "Errors on the validation set" in capsys.readouterr().out
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["status"] == "converged" and record["steps"] == 4 and record["optimizer"] == "native"
+    assert main(common + ["--optimizer", "bfgs"]) == 2
+    assert "--mlp applies to --optimizer native" in capsys.readouterr().err
