@@ -22,7 +22,7 @@ ENGINE_DEPS := $(wildcard engine/src/*.cpp engine/src/*.h engine/src/*.hpp engin
 
 help:
 	@echo "optbench make targets:"
-	@echo "  make demo      install if needed, then run the demo (DEMO_ARGS=...)"
+	@echo "  make demo      install if needed, then run experiments/quick.toml and write its report (DEMO_ARGS=...)"
 	@echo "  make test      install if needed, then run the test suite (PYTEST_ARGS=...)"
 	@echo "  make install   build the C++ engine and install optbench editable into $(VENV)"
 	@echo "  make venv      create $(VENV) (python3.11, else python3 >= 3.11)"
@@ -47,7 +47,7 @@ test: install
 	$(VPY) -m pytest -q $(PYTEST_ARGS) tests
 
 demo: install
-	$(VPY) -m optbench.harness.demo $(DEMO_ARGS)
+	$(VENV)/bin/optbench run experiments/quick.toml $(DEMO_ARGS)
 
 clean:
 	rm -rf build dist _skbuild *.egg-info .pytest_cache
