@@ -18,9 +18,11 @@ setting to fix.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,6 +35,20 @@ from optbench.harness.train import TrainSettings, train
 FAKE_MLP = r'''
 import os, re, shutil, sys, time
 args = sys.argv[1:]
+if args[0] == "check_errors":  # a fixed report in MLIP's format: the adapter must parse it
+    n = sum(1 for line in open(args[2]) if line.strip() == "BEGIN_CFG")
+    print("_________________Errors report_________________")
+    print("Energy per atom:")
+    print(f"\tErrors checked for {n} configurations")
+    print("\tMaximal absolute difference = 0.0042")
+    print("\tAverage absolute difference = 0.0021")
+    print("\tRMS     absolute difference = 0.0031")
+    print("")
+    print("Forces:")
+    print(f"\tErrors checked for {10 * n} atoms")
+    print("\tRMS     absolute difference = 0.087")
+    print("_______________________________________________")
+    sys.exit(0)
 assert args[0] == "train", args
 pot, cfg = args[1], args[2]
 opts = dict(a[2:].split("=", 1) for a in args[3:])
@@ -197,3 +213,50 @@ def test_cli_train_native_with_mlp_path(tmp_path, agpd_split, fake_mlp, capsys):
     assert record["status"] == "converged" and record["steps"] == 4 and record["optimizer"] == "native"
     assert main(common + ["--optimizer", "bfgs"]) == 2
     assert "--mlp applies to --optimizer native" in capsys.readouterr().err
+
+
+def _shrunk(runs, budget="epochs=3"):
+    """The runs of a shipped experiment on 12 + 6 generated configurations and a
+    budget of 3 epochs (3 mlp iterations), so a test can run them all."""
+    from dataclasses import replace
+
+    small = {"kind": "generate", "n_train": 12, "n_valid": 6, "seed": 0}
+    return [replace(r, data=small, settings={**r.settings, "budget": budget}) for r in runs]
+
+
+def test_mlp_cli_experiment_runs_on_both_engines(fake_mlp, tmp_path, monkeypatch):
+    """experiments/mlp_cli_compare.toml, shrunk, with the stand-in mlp: native runs on
+    the embedded and the mlp-cli engine, SciPy BFGS and Adam on the embedded one; the
+    mlp-cli runs' validation errors are MLIP's report (3.1 meV/atom, 87 meV/A, as the
+    stand-in's check_errors prints), the embedded ones our engine's."""
+    from optbench.harness.experiment import load_experiment
+    from optbench.harness.runner import run_experiment
+    from optbench.harness.store import Store
+    from test_runner import Sweep
+
+    monkeypatch.setenv("OPTBENCH_MLP", str(fake_mlp))
+    exp = load_experiment(Path(__file__).parents[1] / "experiments" / "mlp_cli_compare.toml")
+    sweep = Sweep(exp.name, tmp_path / "s.sqlite", _shrunk(exp.runs))
+    summary = run_experiment(sweep, workers=2, quiet=True)
+    assert summary.ran.get("failed", 0) == 0, Store(sweep.store_path).runs_frame()[["variant", "message"]]
+    frame = Store(sweep.store_path).runs_frame()
+    mlp_runs = frame[frame.model == "mlp"]
+    assert len(mlp_runs) == 3 and set(mlp_runs.variant) == {"native"}
+    assert mlp_runs.valid_epa_rmse.tolist() == [0.0031] * 3 and mlp_runs.valid_force_rmse.tolist() == [0.087] * 3
+    embedded = frame[frame.model == "embedded"]
+    assert set(embedded.variant) == {"native", "bfgs", "adam"}
+    assert (embedded.valid_epa_rmse != 0.0031).all()
+
+
+@pytest.mark.skipif(shutil.which("mlp") is None and not os.environ.get("OPTBENCH_MLP"),
+                    reason="no MLIP mlp binary on PATH or in $OPTBENCH_MLP: the real-MLIP comparison needs one")
+def test_mlp_cli_experiment_with_the_real_mlp(tmp_path):
+    """With a real mlp: the shipped comparison (shrunk to 3 iterations) ends with no
+    failed run on either engine."""
+    from optbench.harness.experiment import load_experiment
+    from optbench.harness.runner import run_experiment
+    from test_runner import Sweep
+
+    exp = load_experiment(Path(__file__).parents[1] / "experiments" / "mlp_cli_compare.toml")
+    summary = run_experiment(Sweep(exp.name, tmp_path / "s.sqlite", _shrunk(exp.runs)), workers=2, quiet=True)
+    assert summary.ran.get("failed", 0) == 0 and sum(summary.ran.values()) == 12

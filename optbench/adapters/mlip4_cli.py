@@ -44,6 +44,8 @@ __all__ = [
     "parse_train_log",
     "parse_error_report",
     "run_mlp_train",
+    "check_errors",
+    "calculate_efs",
 ]
 
 ENV_MLP = "OPTBENCH_MLP"
@@ -532,3 +534,41 @@ def run_mlp_train(
     reason = ("iteration limit reached" if parsed.stop_reason == "iteration_limit"
               else "completed; stop reason not found in the log")
     return MlpRun("stopped", reason, rc, parsed, log_path, wall)
+
+
+# ---------------------------------------------------------------------------------------
+# check_errors and calculate_efs
+# ---------------------------------------------------------------------------------------
+
+
+def _run_tool(cmd: list[str], timeout_s: float) -> str:
+    """Run a short mlp command; its stdout, or RuntimeError with the exit status and the
+    last lines of its output."""
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{' '.join(cmd[:2])} did not finish within {timeout_s:g} s") from None
+    except OSError as err:
+        raise RuntimeError(f"could not start {cmd[0]!r}: {err}") from None
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-10:])
+        raise RuntimeError(f"{' '.join(cmd[:2])} failed with exit code {done.returncode}:\n{tail}")
+    return done.stdout
+
+
+def check_errors(mlp: str, potential: str | os.PathLike, cfg: str | os.PathLike, timeout_s: float = 600.0) -> dict:
+    """MLIP's error report of `potential` on the configurations of `cfg`, from
+    ``mlp check_errors POT CFG``, parsed by :func:`parse_error_report` (MLIP's units)."""
+    return parse_error_report(_run_tool([str(mlp), "check_errors", os.fspath(potential), os.fspath(cfg)], timeout_s))
+
+
+def calculate_efs(mlp: str, potential: str | os.PathLike, cfg: str | os.PathLike, out_cfg: str | os.PathLike,
+                  timeout_s: float = 600.0) -> Path:
+    """Energies, forces and stresses of `potential` for the configurations of `cfg`,
+    written by ``mlp calculate_efs POT CFG --output_filename=OUT`` (without that option
+    MLIP overwrites its input); returns OUT's path."""
+    _run_tool([str(mlp), "calculate_efs", os.fspath(potential), os.fspath(cfg),
+               f"--output_filename={os.fspath(out_cfg)}"], timeout_s)
+    if not Path(out_cfg).is_file():
+        raise RuntimeError(f"mlp calculate_efs wrote no {out_cfg}")
+    return Path(out_cfg)

@@ -134,12 +134,39 @@ def _potential(eng, text: str, n_species: int):
     raise ValueError(f"potential {text!r}: no such file, and not a spec such as 'mtp level=8'")
 
 
+def _train_objective(args, data, train_set, valid, weights):
+    """The Objective `optbench train` steps on, by --engine: the embedded engine or
+    --lib's library (POT a .mtp/.almtp file or a spec), MLIP-4's Python module (POT its
+    potential JSON) or MLIP's mlp program (optimizer native only)."""
+    from optbench.harness.engines import MlpCliObjective
+    from optbench.harness.objective import EngineObjective
+
+    engine = args.engine or ("capi" if args.lib else "embedded")
+    if engine == "mlip4":
+        from optbench.harness.engines import build_objective
+        return build_objective({"kind": args.kind, "template": args.potential, "engine": "mlip4",
+                                "module": args.module}, train_set, valid, weights, args.threads or 1)
+    if engine == "capi" and not args.lib:
+        raise ValueError("--engine capi needs --lib PATH (a library implementing mlipc.h)")
+    if engine == "embedded" and args.lib:
+        raise ValueError("--lib loads another library: use it with --engine capi")
+    eng = _engine(args)
+    n_species = max(int(c.types.max()) for c in data.configs) + 1
+    pot = _potential(eng, args.potential, n_species)
+    if engine == "mlp-cli":
+        from optbench.adapters.mlip4_cli import find_mlp
+        if args.optimizer != "native":
+            raise ValueError("--engine mlp-cli trains only with --optimizer native (MLIP's mlp train)")
+        return MlpCliObjective(eng, pot, train_set, valid, weights, mlp=find_mlp(args.mlp))
+    return EngineObjective(eng, pot, train_set, valid, weights)
+
+
 def cmd_train(args) -> int:
     """One training run: print progress and MLIP's error report; save the potential."""
     from optbench.harness.budget import Budget
     from optbench.harness.data import read_dataset, split
     from optbench.harness.metrics import format_mlip_report
-    from optbench.harness.objective import EngineObjective, LossWeights
+    from optbench.harness.objective import LossWeights
     from optbench.harness.schedules import Schedule
     from optbench.harness.train import TrainSettings, train
 
@@ -152,11 +179,8 @@ def cmd_train(args) -> int:
         train_set, valid = split(data, args.valid_fraction, args.seed)
     else:
         train_set, valid = data, None
-    eng = _engine(args)
-    n_species = max(int(c.types.max()) for c in data.configs) + 1
-    pot = _potential(eng, args.potential, n_species)
     weights = LossWeights(energy=args.energy_weight, forces=args.force_weight, stress=args.stress_weight)
-    obj = EngineObjective(eng, pot, train_set, valid, weights)
+    obj = _train_objective(args, data, train_set, valid, weights)
     perturb_sigma, perturb_every = 0.0, 0
     if args.perturb:
         sigma, _, every = args.perturb.partition(",")
@@ -171,7 +195,7 @@ def cmd_train(args) -> int:
         clip=args.clip, schedule=Schedule.parse(args.schedule), budget=Budget.parse(args.budget),
         seed=args.seed, init_interval=args.init_interval, perturb_sigma=perturb_sigma,
         perturb_every=perturb_every, eval_every=args.eval_every)
-    print(f"training {pot.n_params} parameters on {len(train_set)} configurations"
+    print(f"training {obj.n_params} parameters on {len(train_set)} configurations"
           f"{f' (validation {len(valid)})' if valid is not None else ''} with {args.optimizer}", file=sys.stderr)
     result = train(obj, settings, progress=lambda line: print(line, file=sys.stderr, flush=True))
     x = result.x_best if args.keep == "best" else result.x
@@ -339,8 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="save the best-validation or the last parameters (default best)")
     sp.add_argument("--save-to", required=True, help="output potential (.mtp or .almtp)")
     sp.add_argument("--json", help="write the run's record (status, metrics, timings, history) here")
-    sp.add_argument("--mlp", metavar="PATH", help="MLIP's mlp binary for --optimizer native "
+    sp.add_argument("--mlp", metavar="PATH", help="MLIP's mlp binary for --optimizer native / --engine mlp-cli "
                     "(default: $OPTBENCH_MLP, then mlp on PATH)")
+    sp.add_argument("--engine", choices=["embedded", "capi", "mlip4", "mlp-cli"],
+                    help="what computes the loss: the embedded engine (default), --lib's library (capi), "
+                         "MLIP-4's Python module (mlip4; POT is its potential JSON) or MLIP's mlp program "
+                         "(mlp-cli; --optimizer native only)")
+    sp.add_argument("--module", default="mlip_4", help="MLIP-4's Python module for --engine mlip4")
+    sp.add_argument("--kind", default="mtp", choices=["mtp", "etn"], help="potential kind for --engine mlip4")
     common(sp)
     sp.set_defaults(func=cmd_train)
 

@@ -567,6 +567,39 @@ def read_mlip4_json(
     return _mlip4_from_records(records, path, use_file_weights, species, stress_format)
 
 
+def from_mlip4_records(records: list, name: str = "records", use_file_weights: bool = False,
+                       species: Sequence[str] | None = None) -> DataSet:
+    """A DataSet from MLIP-4 JSON records already in memory (the list ``read_mlip4_json``
+    reads from a file); errors name ``name[k]``. Units as in read_mlip4_json."""
+    return _mlip4_from_records(_json_list(Path(name), records), Path(name), use_file_weights, species)
+
+
+def mlip4_records(data: DataSet | Sequence[Configuration], weights: np.ndarray | None = None) -> list[dict]:
+    """Configurations as MLIP-4 JSON records (the list ``read_mlip4_json`` reads):
+    ``sim.cfg`` cell (None for a molecule), pos (A), types; ``sim.energy`` (eV),
+    ``sim.forces`` (eV/A), ``sim.stress`` (PlusStress, eV), each only when labelled; and,
+    with `weights` ((n, 3) per-configuration wE, wF, wS as LossWeights.per_config gives),
+    ``weights`` = [wE, 6 x wS (off-diagonal doubled, so that the 6-vector sum equals the
+    Frobenius norm of the 3 x 3 stress), 3N x wF]."""
+    configs = data.configs if isinstance(data, DataSet) else list(data)
+    out = []
+    for k, c in enumerate(configs):
+        sim: dict = {"cfg": {"cell": None if c.cell is None else np.asarray(c.cell).tolist(),
+                             "pos": np.asarray(c.positions).tolist(), "types": np.asarray(c.types).tolist()}}
+        if c.energy is not None:
+            sim["energy"] = float(c.energy)
+        if c.forces is not None:
+            sim["forces"] = np.asarray(c.forces).tolist()
+        if c.stress is not None:
+            sim["stress"] = np.asarray(c.stress).tolist()
+        rec: dict = {"sim": sim}
+        if weights is not None:
+            w_e, w_f, w_s = (float(v) for v in weights[k])
+            rec["weights"] = [w_e, w_s, w_s, w_s, 2 * w_s, 2 * w_s, 2 * w_s] + [w_f] * (3 * c.n_atoms)
+        out.append(rec)
+    return out
+
+
 def _kbar_vasp_to_plus_stress(s: np.ndarray, cell, where: str) -> np.ndarray:
     """VASP stress (kBar, xx yy zz xy yz zx, positive = compressed = -sigma) -> PlusStress eV.
 

@@ -57,9 +57,11 @@ Top level
     radial_basis_size  Chebyshev radial basis functions (level only; integer >= 2;
               default: the engine's, 8).
     engine    "embedded" (default, the built-in engine), "capi" (a library implementing
-              engine/include/mlipc.h: give ``lib`` = its path) or "mlp-cli" (MLIP's mlp
-              program: optional ``mlp`` = a path or a name on PATH). Only the embedded
-              engine runs today; the other names are checked and passed on.
+              engine/include/mlipc.h: give ``lib`` = its path), "mlip4" (MLIP-4's Python
+              module: ``template`` = an MLIP-4 potential JSON, optional ``module`` =
+              its import name, default "mlip_4") or "mlp-cli" (MLIP's mlp program,
+              optimizer "native" only: optional ``mlp`` = a path or a name on PATH).
+              See engines.py.
 
 [data.LABEL]      one table per data set; LABEL ([A-Za-z0-9_.-]+) names it in tables
     generate        { n_train = 240, n_valid = 60, seed = 0 }: the Ag-Pd EMT generator
@@ -141,7 +143,7 @@ _LABEL = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _VARIABLE_USE = re.compile(r"\$\{([^}]*)\}")
 MTP_LEVELS = range(2, 29, 2)
-ENGINES = ("embedded", "capi", "mlp-cli")
+ENGINES = ("embedded", "capi", "mlip4", "mlp-cli")
 MODEL_KINDS = ("mtp",)
 DATA_FORMATS = ("cfg", "mlip4", "pymatgen", "extxyz")
 _FORMAT_BY_SUFFIX = (".cfg", ".xyz", ".extxyz", ".json")
@@ -403,7 +405,8 @@ def _default_budget(ctx: _Context, raw: Any) -> str | None:
     return _budget_text({k: _budget_value(ctx, ("budget", k), k, v) for k, v in table.items()})
 
 
-_MODEL_KEYS = ("kind", "level", "template", "min_dist", "max_dist", "radial_basis_size", "engine", "lib", "mlp")
+_MODEL_KEYS = ("kind", "level", "template", "min_dist", "max_dist", "radial_basis_size", "engine", "lib", "mlp",
+               "module")
 
 
 def _model(ctx: _Context, label: str, raw: Any) -> dict[str, Any]:
@@ -454,6 +457,14 @@ def _engine(ctx: _Context, path: KeyPath, t: dict) -> dict[str, Any]:
         raise ctx.error(path + ("lib",), f"lib goes with engine = \"capi\", not {engine!r}")
     if "mlp" in t and engine != "mlp-cli":
         raise ctx.error(path + ("mlp",), f"mlp goes with engine = \"mlp-cli\", not {engine!r}")
+    if "module" in t and engine != "mlip4":
+        raise ctx.error(path + ("module",), f"module goes with engine = \"mlip4\", not {engine!r}")
+    if engine == "mlip4":
+        if "template" not in t:
+            raise ctx.error(path + ("engine",), "engine \"mlip4\" starts from an MLIP-4 potential file: "
+                                                "set template = PATH (.json)")
+        if "module" in t:
+            out["module"] = _string(ctx, path + ("module",), t["module"])
     if engine == "capi":
         if "lib" not in t:
             raise ctx.error(path + ("engine",), "engine \"capi\" needs lib = the library's path")

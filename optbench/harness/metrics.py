@@ -131,7 +131,7 @@ def format_mlip_report(m: Metrics) -> str:
                  f"\tMaximal absolute difference = {s.max:.6g}",
                  f"\tAverage absolute difference = {s.mae:.6g}",
                  f"\tRMS     absolute difference = {s.rmse:.6g}"]
-        if rel:
+        if rel and s.rel_max is not None and s.rel_rms is not None:  # reports from other codes may lack them
             lines += [f"\tMax({rel}Diff) / Max({rel}) = {s.rel_max:.6g}",
                       f"\tRMS({rel}Diff) / RMS({rel}) = {s.rel_rms:.6g}"]
         return lines + [""]

@@ -71,6 +71,16 @@ class LossWeights:
         return w
 
 
+def perturbed_start(x: np.ndarray, seed: int, interval: float | None) -> np.ndarray:
+    """x plus uniform noise in [-interval, interval] (parameter units) drawn from `seed`:
+    the study's initialisation interval. None or 0: x itself, the same for every seed."""
+    if not interval:
+        return np.array(x, dtype=np.float64)
+    if not (np.isfinite(interval) and interval > 0):
+        raise ValueError(f"initialisation interval must be positive, got {interval}")
+    return x + np.random.default_rng(seed).uniform(-interval, interval, size=x.size)
+
+
 class EngineObjective:
     """Objective over an engine reached through the C ABI (adapters/capi.py).
 
@@ -120,12 +130,7 @@ class EngineObjective:
     def initial_params(self, seed: int, interval: float | None = None) -> np.ndarray:
         """The engine's default parameters, plus uniform noise in [-interval, interval]
         drawn from `seed` (None or 0: the default itself, the same for every seed)."""
-        x = self.potential.default_params()
-        if interval:
-            if not (np.isfinite(interval) and interval > 0):
-                raise ValueError(f"initialisation interval must be positive, got {interval}")
-            x = x + np.random.default_rng(seed).uniform(-interval, interval, size=x.size)
-        return x
+        return perturbed_start(self.potential.default_params(), seed, interval)
 
     def _set(self, x: np.ndarray) -> None:
         x = np.asarray(x, dtype=np.float64)

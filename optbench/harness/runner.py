@@ -39,7 +39,6 @@ from .runspec import RunSpec, current_code_version
 from .store import Store
 
 _DATA_CACHE: dict[str, tuple] = {}
-_ENGINE = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -74,50 +73,6 @@ def load_data(data: dict):
     return train, valid
 
 
-def _engine(model: dict):
-    global _ENGINE
-    from ..adapters.capi import Engine
-
-    engine_kind = model.get("engine", "embedded")
-    if engine_kind == "embedded":
-        if _ENGINE is None:
-            _ENGINE = Engine()
-        return _ENGINE
-    if engine_kind == "capi":
-        if not model.get("lib"):
-            raise ValueError("model engine 'capi' needs lib = PATH of a library implementing mlipc.h")
-        return Engine(model["lib"])
-    raise ValueError(f"model engine {engine_kind!r} is not available in this version (use 'embedded' or 'capi')")
-
-
-def n_species_of(train, valid) -> int:
-    """Species count of a data set: its element list when it has one, else the largest
-    type index + 1 over train and validation."""
-    if getattr(train, "species", None):
-        return len(train.species)
-    sets = [train] + ([valid] if valid is not None else [])
-    return 1 + max(int(c.types.max()) for d in sets for c in d.configs)
-
-
-def build_potential(engine, model: dict, n_species: int):
-    """The untrained potential a RunSpec's model dict describes (MTP level or template),
-    for `n_species` species."""
-    if model.get("kind", "mtp") != "mtp":
-        raise ValueError(f"model kind {model.get('kind')!r} is not available in this version (use 'mtp')")
-    words = ["mtp"]
-    if model.get("template"):
-        if any(ch.isspace() for ch in str(model["template"])):
-            raise ValueError(f"template path {model['template']!r} contains whitespace, which the engine's spec cannot hold")
-        words.append(f"template={model['template']}")
-    else:
-        words.append(f"level={int(model['level'])}")
-    words.append(f"species={n_species}")
-    for key in ("min_dist", "max_dist", "radial_basis_size"):
-        if model.get(key) is not None:
-            words.append(f"{key}={model[key]}")
-    return engine.potential_from_spec(" ".join(words))
-
-
 def _potential_text(objective, x) -> str:
     with tempfile.TemporaryDirectory(prefix="optbench-pot-") as tmp:
         path = Path(tmp, "p.almtp")
@@ -132,7 +87,8 @@ def execute_run(spec_dict: dict, progress: Callable[[str], None] | None = None) 
     the message (and the traceback's last line) rather than as exceptions."""
     import socket
 
-    from .objective import EngineObjective, LossWeights
+    from .engines import build_objective
+    from .objective import LossWeights
     from .train import train
 
     t0 = time.perf_counter()
@@ -140,10 +96,7 @@ def execute_run(spec_dict: dict, progress: Callable[[str], None] | None = None) 
         spec = RunSpec.from_dict(spec_dict)
         settings = spec.train_settings()
         train_set, valid = load_data(spec.data)
-        engine = _engine(spec.model)
-        engine.set_num_threads(spec.threads)
-        pot = build_potential(engine, spec.model, n_species_of(train_set, valid))
-        objective = EngineObjective(engine, pot, train_set, valid, LossWeights(**spec.weights))
+        objective = build_objective(spec.model, train_set, valid, LossWeights(**spec.weights), spec.threads)
         result = train(objective, settings, progress=progress)
         record = result.to_dict()
         if result.status not in ("failed",) or result.steps:

@@ -52,7 +52,8 @@ def _run_native(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
 
     h = REGISTRY["native"].check(hyper)
     try:
-        mlp = mlip4_cli.find_mlp(h["mlp"] or None)
+        # An engine = "mlp-cli" model names its program; the hyperparameter overrides it.
+        mlp = mlip4_cli.find_mlp(h["mlp"] or getattr(tracker.objective, "mlp", None))
     except FileNotFoundError as err:
         raise ValueError(str(err)) from None  # a setting to fix, not an optimizer failure
     if h["format"] not in ("almtp", "mtp"):
