@@ -484,7 +484,7 @@ def _types_array(value, where: str) -> np.ndarray:
     return raw.astype(np.int32)
 
 
-_STRESS_FORMATS = ("virial_ev", "kbar_vasp", "ignore")
+STRESS_FORMATS = ("virial_ev", "kbar_vasp", "ignore")
 
 
 def _mlip4_stress(value, cell, where: str, stress_format: str):
@@ -540,8 +540,8 @@ def _mlip4_record(rec, k: int, path: Path, use_file_weights: bool, stress_format
 def _mlip4_from_records(
     records, path: Path, use_file_weights: bool = False, species=None, stress_format: str = "virial_ev"
 ) -> DataSet:
-    if stress_format not in _STRESS_FORMATS:
-        raise ValueError(f"stress_format must be one of {_STRESS_FORMATS}, got {stress_format!r}")
+    if stress_format not in STRESS_FORMATS:
+        raise ValueError(f"stress_format must be one of {STRESS_FORMATS}, got {stress_format!r}")
     configs = [_mlip4_record(r, k, path, use_file_weights, stress_format) for k, r in enumerate(records)]
     return DataSet(configs, None if species is None else list(species), name=path.name)
 

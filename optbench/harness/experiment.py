@@ -132,6 +132,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .budget import Budget
+from .data import STRESS_FORMATS
 from .objective import LossWeights
 from .optimizers import REGISTRY, StepEntry
 from .runspec import RunSpec
@@ -480,7 +481,7 @@ def _program(ctx: _Context, text: str) -> str:
     return ctx.resolve(text) if os.sep in text or text.startswith(".") else text
 
 
-_DATA_FILE_KEYS = ("train", "valid", "valid_fraction", "split_seed", "format", "species")
+_DATA_FILE_KEYS = ("train", "valid", "valid_fraction", "split_seed", "format", "species", "stress_format")
 _GENERATE_KEYS = ("n_train", "n_valid", "seed")
 
 
@@ -531,6 +532,13 @@ def _data_files(ctx: _Context, path: KeyPath, t: dict) -> dict[str, Any]:
         raise ctx.error(path + ("split_seed",), "split_seed goes with valid_fraction")
     if "species" in t:
         out["species"] = _string_list(ctx, path + ("species",), t["species"])
+    if "stress_format" in t:  # only when given: unchanged run keys for the files that need none
+        sf = _string(ctx, path + ("stress_format",), t["stress_format"])
+        if sf not in STRESS_FORMATS:
+            raise ctx.error(path + ("stress_format",), f"unknown stress_format {sf!r}; known: {', '.join(STRESS_FORMATS)}")
+        if fmt not in (None, "mlip4") or not str(out["train"]).endswith(".json"):
+            raise ctx.error(path + ("stress_format",), "stress_format applies to MLIP-4 JSON files only")
+        out["stress_format"] = sf
     return out
 
 

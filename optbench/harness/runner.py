@@ -60,9 +60,12 @@ def load_data(data: dict):
         valid = valid if len(valid) else None
     elif kind == "files":
         kw = {"species": data["species"]} if data.get("species") else {}
+        if data.get("stress_format"):
+            kw["stress_format"] = data["stress_format"]
         train = read_dataset(data["train"], fmt=data.get("format"), **kw)
         if data.get("valid"):
-            valid = read_dataset(data["valid"], fmt=data.get("format"), **({"species": train.species} if train.species else {}))
+            valid = read_dataset(data["valid"], fmt=data.get("format"),
+                                 **{**kw, **({"species": train.species} if train.species else {})})
         elif data.get("valid_fraction"):
             train, valid = split(train, float(data["valid_fraction"]), int(data.get("split_seed", 0)))
         else:
