@@ -188,6 +188,8 @@ class Mlip4ModuleObjective:
         loss, data = (self._full, self.train) if split == "train" else (self._valid, self.valid)
         return _metrics(loss, data.configs)
 
+    potential_suffix = ".json"  # MLIP-4 writes its potentials as JSON
+
     def save(self, x: np.ndarray, path: str | os.PathLike) -> None:
         """Write the potential with parameters x as MLIP-4 JSON. (MLIP-4)"""
         self._set(x)

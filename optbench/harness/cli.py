@@ -361,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--stress-weight", type=float, default=0.001)
     sp.add_argument("--keep", choices=["best", "last"], default="best",
                     help="save the best-validation or the last parameters (default best)")
-    sp.add_argument("--save-to", required=True, help="output potential (.mtp or .almtp)")
+    sp.add_argument("--save-to", required=True,
+                    help="output potential (.mtp or .almtp; MLIP-4 .json with --engine mlip4 or its capi library)")
     sp.add_argument("--json", help="write the run's record (status, metrics, timings, history) here")
     sp.add_argument("--mlp", metavar="PATH", help="MLIP's mlp binary for --optimizer native / --engine mlp-cli "
                     "(default: $OPTBENCH_MLP, then mlp on PATH)")

@@ -170,9 +170,19 @@ class EngineObjective:
     @property
     def linear_slice(self) -> slice:
         """The parameters the energy is linear in (species then moment coefficients),
-        the last block of the vector."""
+        the last block of the vector. ValueError when the potential has none (a model or
+        library without MTP's linear groups)."""
         g = self.potential.groups()
+        if "species" not in g or "moment" not in g:
+            raise ValueError("this potential has no linear parameter groups (species, moment): the separable "
+                             "optimizers (varpro, alternating) need an MTP on an engine with mlipc_linear_system")
         return slice(g["species"].start, g["moment"].stop)
+
+    @property
+    def potential_suffix(self) -> str:
+        """The file extension this Objective's potentials are saved with: ".json" for a
+        library that writes MLIP-4 JSON (mlip4_patches), ".almtp" otherwise."""
+        return ".json" if self.potential.info().get("engine") == "MLIP-4" else ".almtp"
 
     def linear_system(self, x: np.ndarray, batch: np.ndarray | None = None):
         """Normal equations (A, b, r0) of the loss in the linear parameters at x's radial

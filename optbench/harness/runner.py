@@ -77,16 +77,18 @@ def load_data(data: dict):
 
 
 def _potential_text(objective, x) -> str:
+    suffix = getattr(objective, "potential_suffix", ".almtp")
     with tempfile.TemporaryDirectory(prefix="optbench-pot-") as tmp:
-        path = Path(tmp, "p.almtp")
+        path = Path(tmp, "p" + suffix)
         objective.save(x, path)
         return path.read_text()
 
 
 def execute_run(spec_dict: dict, progress: Callable[[str], None] | None = None) -> dict:
     """Train one run (a RunSpec as a dict) and return its record: RunResult.to_dict()
-    plus "potential_text" and "best_potential_text" (the .almtp files of the last and
-    best-validation parameters) and "host". Errors come back as status "failed" with
+    plus "potential_text" and "best_potential_text" (the potential files of the last and
+    best-validation parameters: .almtp, or MLIP-4 .json, as "potential_suffix" says) and
+    "host". Errors come back as status "failed" with
     the message (and the traceback's last line) rather than as exceptions."""
     import socket
 
@@ -105,6 +107,7 @@ def execute_run(spec_dict: dict, progress: Callable[[str], None] | None = None) 
         if result.status not in ("failed",) or result.steps:
             record["potential_text"] = _potential_text(objective, result.x)
             record["best_potential_text"] = _potential_text(objective, result.x_best)
+            record["potential_suffix"] = getattr(objective, "potential_suffix", ".almtp")
     except Exception as err:  # one bad run must not end the sweep: it becomes a failed record
         tb = traceback.extract_tb(err.__traceback__)
         where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
@@ -211,7 +214,7 @@ def _save_potentials(store_path: Path, key: str, record: dict) -> None:
         if text is None:
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{key}{suffix}.almtp"
+        path = folder / f"{key}{suffix}{record.get('potential_suffix', '.almtp')}"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text)
         os.replace(tmp, path)  # a kill mid-write never leaves a truncated potential
