@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, ImportError) as exc:
         # Data, format and engine errors all carry a message naming the file/field.
         print(f"optbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
