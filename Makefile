@@ -15,15 +15,24 @@ STAMP       := $(VENV)/.installed
 PIP_INSTALL_ARGS ?=
 PYTEST_ARGS ?=
 DEMO_ARGS   ?=
+ASV         := $(VENV)/bin/asv
+ASV_ARGS    ?=
+DASHBOARD_PORT ?= 8000
+# asv asks about the machine on its first run; --yes takes the defaults.
+ASV_MACHINE := test -f $(HOME)/.asv-machine.json || $(ASV) machine --yes >/dev/null
 
 ENGINE_DEPS := $(wildcard engine/src/*.cpp engine/src/*.h engine/src/*.hpp engine/include/*.h)
 
-.PHONY: help venv install test demo clean distclean
+.PHONY: help venv install test demo clean distclean bench bench-compare bench-smoke dashboard
 
 help:
 	@echo "optbench make targets:"
 	@echo "  make demo      install if needed, then run experiments/quick.toml and write its report (DEMO_ARGS=...)"
 	@echo "  make test      install if needed, then run the test suite (PYTEST_ARGS=...)"
+	@echo "  make bench     run the asv suite (benchmarks/) on the working tree in $(VENV); results filed under HEAD (ASV_ARGS=...)"
+	@echo "  make bench-compare A=<commit> B=<commit>  build both in virtualenvs, run the suite, list changes (exit 1: B regressed)"
+	@echo "  make bench-smoke  every benchmark once (asv run --quick), then the dashboard checked offline (as CI does)"
+	@echo "  make dashboard publish the results with vendored JavaScript and serve them on http://127.0.0.1:$(DASHBOARD_PORT)/"
 	@echo "  make install   build the C++ engine and install optbench editable into $(VENV)"
 	@echo "  make venv      create $(VENV) (python3.11, else python3 >= 3.11)"
 	@echo "  make clean     remove build outputs (keeps $(VENV))"
@@ -48,6 +57,26 @@ test: install
 
 demo: install
 	$(VENV)/bin/optbench run experiments/quick.toml $(DEMO_ARGS)
+
+# asv: asv.conf.json; results, html and build environments under .asv/ (git-ignored).
+bench: install
+	@$(ASV_MACHINE)
+	$(ASV) run --environment existing:$(VPY) --set-commit-hash $$(git rev-parse HEAD) $(ASV_ARGS)
+
+bench-compare: install
+	@test -n "$(A)" && test -n "$(B)" || { echo "usage: make bench-compare A=<base commit> B=<commit> [ASV_ARGS=...]" >&2; exit 2; }
+	@$(ASV_MACHINE)
+	$(ASV) continuous $(ASV_ARGS) $(A) $(B)
+
+bench-smoke: install
+	$(VPY) benchmarks/smoke.py
+
+dashboard: install
+	@test -d .asv/results || { echo "error: no results in .asv/results: run make bench or make bench-compare first" >&2; exit 1; }
+	$(ASV) publish
+	$(VPY) benchmarks/vendor_dashboard.py .asv/html
+	@echo "dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/  (Ctrl-C stops the server)"
+	$(VPY) -m http.server --bind 127.0.0.1 --directory .asv/html $(DASHBOARD_PORT)
 
 clean:
 	rm -rf build dist _skbuild *.egg-info .pytest_cache

@@ -1,0 +1,23 @@
+"""optbench's airspeed velocity (asv) suite: speed and quality tracked across commits.
+
+asv.conf.json sits at the repository root; the Makefile's targets run it (`make bench`,
+`make bench-compare A=... B=...`, `make dashboard`, `make bench-smoke`).
+
+    bench_engine.py      time_* of one full loss_grad per model; track_* of its peak memory
+    bench_optimizers.py  time_* of one optimizer step (update) or one short driver run
+    bench_quality.py     track_* of errors reached at a fixed budget, configurations to a target
+    common.py            the shared data, models and engine set-up (no benchmarks)
+
+The other modules here are standalone scripts (engine_speed.py, optimizer_overhead.py,
+time_to_quality.py, motep_reference.py, vendor_dashboard.py, check_dashboard.py): asv
+imports them while it discovers benchmarks, so they keep their work under main().
+"""
+
+import os
+
+# One BLAS/OpenMP thread before numpy loads: the engine runs on one thread too
+# (common.engine()), so timings do not depend on the machine's core count and the
+# training runs of bench_quality.py are reproducible bit for bit.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+             "NUMEXPR_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
