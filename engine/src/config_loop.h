@@ -6,9 +6,11 @@
 //   using Workspace;                       per-thread scratch
 //   double cutoff; int species_count; size_t n_params; bool by_species;
 //   void reserve(Workspace&, int stride) const;
-//   double site_energy(Workspace&, int ti, const Neighbours&, double* dVdv, bool adjoint) const;
+//   double site_energy(Workspace&, int ti, const Neighbours&, double* dVdv) const;
+//   void prepare_grad(Workspace&, int ti, const Neighbours&) const;
 //   void site_grad(Workspace&, int ti, const Neighbours&, const double* delta, double a, double* grad) const;
-// (the contract of mtp_kernel.h: site_grad adds a dV/dtheta - D_delta dV/dtheta).
+// (the contract of mtp_kernel.h: site_grad adds a dV/dtheta - D_delta dV/dtheta for the
+// site last given to prepare_grad).
 #pragma once
 
 #include <algorithm>
@@ -102,7 +104,7 @@ double config_efs(const Kernel& kern, const Dataset& ds, int64_t k, typename Ker
     double E = 0;
     for (int i = 0; i < na; ++i) {
         gather_neighbours(ds, kern.cutoff, a0, a0 + i, kern.by_species, nb);
-        E += kern.site_energy(ws, ds.types[a0 + i], nb, want ? nb.dv.data() : nullptr, false);
+        E += kern.site_energy(ws, ds.types[a0 + i], nb, want ? nb.dv.data() : nullptr);
         if (want) scatter_site_gradient(nb, i, F, S);
     }
     return E;
@@ -155,7 +157,7 @@ double loss_grad_configs(const Kernel& kern, const Dataset& ds, const int64_t* i
         for (int i = 0; i < ds.atoms_in(k); ++i) {
             gather_neighbours(ds, kern.cutoff, a0, a0 + i, kern.by_species, T.nb);
             const int ti = ds.types[a0 + i];
-            kern.site_energy(T.ws, ti, T.nb, nullptr, true);
+            kern.prepare_grad(T.ws, ti, T.nb);
             adjoint_directions(T.nb, i, T.D.data(), Ms, T.nb.delta.data());
             kern.site_grad(T.ws, ti, T.nb, T.nb.delta.data(), a, T.g.data());
         }

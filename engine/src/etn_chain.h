@@ -25,6 +25,10 @@ inline Dual& operator+=(Dual& a, Dual b) {
     return a;
 }
 
+// The coupling is bilinear, so the weights are contracted into the inputs first: per
+// path and pair of copies (a, a'), y = sum_c w[a][c][a'] x_c, then one Clebsch-Gordan
+// product with h_k[L][a], instead of one product per input channel.
+
 // h: all bonds (EtnPlan::bond_off), X: [1, features].  Returns h_K.
 template <class T>
 T chain_forward(const EtnPlan& p, const std::vector<std::vector<double>>& cores, const T* X, T* h) {
@@ -34,18 +38,18 @@ T chain_forward(const EtnPlan& p, const std::vector<std::vector<double>>& cores,
     for (int k = 0; k < p.K; ++k) {
         const double* w = cores[k].data();
         for (const EtnPath& q : p.paths[k]) {
-            const int dL = 2 * q.L + 1, dLp = 2 * q.Lp + 1;
+            const int dL = 2 * q.L + 1, dl = 2 * q.l + 1, dLp = 2 * q.Lp + 1;
             for (int a = 0; a < q.rin; ++a) {
                 const T* hv = h + q.hin + a * dL;
-                for (int c = 0; c < q.nin; ++c) {
-                    const T* xv = X + p.xoff[q.xin + c];
-                    T z[2 * kEtnMaxLmax + 1] = {};
-                    for (int e = q.cg0; e < q.cg1; ++e) z[cg[e].Mp] += cg[e].c * (hv[cg[e].M] * xv[cg[e].m]);
-                    const double* wr = w + q.w + (size_t(a) * q.nin + c) * q.rout;
-                    for (int b = 0; b < q.rout; ++b) {
-                        T* ho = h + q.hout + b * dLp;
-                        for (int M = 0; M < dLp; ++M) ho[M] += wr[b] * z[M];
+                for (int b = 0; b < q.rout; ++b) {
+                    T y[2 * kEtnMaxLmax + 1] = {};
+                    for (int c = 0; c < q.nin; ++c) {
+                        const double wc = w[q.w + (size_t(a) * q.nin + c) * q.rout + b];
+                        const T* xv = X + p.xoff[q.xin + c];
+                        for (int m = 0; m < dl; ++m) y[m] += wc * xv[m];
                     }
+                    T* ho = h + q.hout + b * dLp;
+                    for (int e = q.cg0; e < q.cg1; ++e) ho[cg[e].Mp] += cg[e].c * (hv[cg[e].M] * y[cg[e].m]);
                 }
             }
         }
@@ -66,34 +70,35 @@ void chain_backward(const EtnPlan& p, const std::vector<std::vector<double>>& co
     for (int k = p.K - 1; k >= 0; --k) {
         const double* w = cores[k].data();
         for (const EtnPath& q : p.paths[k]) {
-            const int dL = 2 * q.L + 1, dLp = 2 * q.Lp + 1;
-            const T* hbo = hbar + q.hout;
+            const int dL = 2 * q.L + 1, dl = 2 * q.l + 1, dLp = 2 * q.Lp + 1;
             for (int a = 0; a < q.rin; ++a) {
                 const T* hv = h + q.hin + a * dL;
                 T* hb = hbar + q.hin + a * dL;
-                for (int c = 0; c < q.nin; ++c) {
-                    const int x0 = p.xoff[q.xin + c];
-                    const T* xv = X + x0;
-                    T* xb = Xbar + x0;
-                    const size_t row = (size_t(a) * q.nin + c) * q.rout;
-                    T zbar[2 * kEtnMaxLmax + 1] = {};
-                    for (int b = 0; b < q.rout; ++b)
-                        for (int M = 0; M < dLp; ++M) zbar[M] += w[q.w + row + b] * hbo[b * dLp + M];
-                    if constexpr (std::is_same_v<T, Dual>) {
-                        if (grad) {
-                            T z[2 * kEtnMaxLmax + 1] = {};
-                            for (int e = q.cg0; e < q.cg1; ++e) z[cg[e].Mp] += cg[e].c * (hv[cg[e].M] * xv[cg[e].m]);
-                            for (int b = 0; b < q.rout; ++b) {
-                                T g{};
-                                for (int M = 0; M < dLp; ++M) g += z[M] * hbo[b * dLp + M];
-                                grad[q.g + row + b] += a_E * g.v - g.e;
-                            }
-                        }
+                for (int b = 0; b < q.rout; ++b) {
+                    const T* hbo = hbar + q.hout + b * dLp;
+                    // y as in chain_forward, and ybar = d h_K / d y.
+                    T y[2 * kEtnMaxLmax + 1] = {}, ybar[2 * kEtnMaxLmax + 1] = {};
+                    for (int c = 0; c < q.nin; ++c) {
+                        const double wc = w[q.w + (size_t(a) * q.nin + c) * q.rout + b];
+                        const T* xv = X + p.xoff[q.xin + c];
+                        for (int m = 0; m < dl; ++m) y[m] += wc * xv[m];
                     }
                     for (int e = q.cg0; e < q.cg1; ++e) {
-                        const T t = cg[e].c * zbar[cg[e].Mp];
-                        if (k > 0) hb[cg[e].M] += t * xv[cg[e].m];
-                        xb[cg[e].m] += t * hv[cg[e].M];
+                        const T t = cg[e].c * hbo[cg[e].Mp];
+                        if (k > 0) hb[cg[e].M] += t * y[cg[e].m];
+                        ybar[cg[e].m] += t * hv[cg[e].M];
+                    }
+                    for (int c = 0; c < q.nin; ++c) {
+                        const size_t at = q.w + (size_t(a) * q.nin + c) * q.rout + b;
+                        const int x0 = p.xoff[q.xin + c];
+                        for (int m = 0; m < dl; ++m) Xbar[x0 + m] += w[at] * ybar[m];
+                        if constexpr (std::is_same_v<T, Dual>) {
+                            if (grad) {
+                                T g{};
+                                for (int m = 0; m < dl; ++m) g += X[x0 + m] * ybar[m];
+                                grad[q.g + at - q.w] += a_E * g.v - g.e;
+                            }
+                        }
                     }
                 }
             }

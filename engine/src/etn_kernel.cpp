@@ -10,12 +10,24 @@
 
 namespace mlipc {
 
+namespace {
+
+// Neighbours handled together in the blocked radial loops (one vector register of
+// doubles), and radial basis functions per block of the radial gradient.
+constexpr int kLanes = 8, kXi = 8;
+
+}  // namespace
+
 void EtnWorkspace::reserve(const EtnPlan& p, int s) {
     stride = s;
-    for (auto* v : {&r, &ux, &uy, &uz, &re, &uex, &uey, &uez, &A, &B, &Cx, &Cy, &Cz, &Xr, &Yr}) v->assign(s, 0.0);
+    for (auto* v : {&r, &ux, &uy, &uz, &re, &uex, &uey, &uez, &A, &B, &Cx, &Cy, &Cz}) v->assign(s, 0.0);
+    // Padding read by the blocked radial loops: kLanes past a row, rows up to a multiple of kXi.
+    Xr.assign(s + kLanes, 0.0);
+    Yr.assign(s + kLanes, 0.0);
+    const size_t q_rows = (p.nrb + kXi - 1) / kXi * kXi;
     const int nY = p.Y.count();
-    Q.assign(size_t(p.nrb) * s, 0.0);
-    dQ.assign(size_t(p.nrb) * s, 0.0);
+    Q.assign(q_rows * s + kLanes, 0.0);
+    dQ.assign(q_rows * s + kLanes, 0.0);
     R.assign(size_t(p.n_channels) * s, 0.0);
     dR.assign(size_t(p.n_channels) * s, 0.0);
     H.assign(size_t(p.mono.count) * s, 0.0);
@@ -36,28 +48,37 @@ void EtnWorkspace::reserve(const EtnPlan& p, int s) {
 namespace {
 
 // R[ch][j] = sum_xi c[t_i][t_j][ch][xi] Q_xi(r_j) and dR, one species run at a time so
-// that the coefficients are constant along the vectorised loop.
+// that the coefficients are constant along the neighbours, kLanes neighbours at a time
+// so that the sums over xi stay in registers.  Reads up to kLanes - 1 values past a run
+// (EtnWorkspace pads Q and dQ); what it computes there is not stored.
 void radial_functions(const EtnModel& m, const EtnPlan& p, EtnWorkspace& ws, int ti, const Neighbours& nb) {
     const int s = ws.stride, nrb = p.nrb;
     const double* Q = ws.Q.data();
     const double* dQ = ws.dQ.data();
     for (int t = 0; t < p.S; ++t) {
         const int j0 = nb.species_off[t], j1 = nb.species_off[t + 1];
-        if (j0 == j1) continue;
         const double* c = &m.radial_coeffs[(size_t(ti) * p.S + t) * p.n_channels * nrb];
-        for (int ch = 0; ch < p.n_channels; ++ch) {
-            const double* cc = c + size_t(ch) * nrb;
-            double* __restrict R = ws.R.data() + size_t(ch) * s;
-            double* __restrict dR = ws.dR.data() + size_t(ch) * s;
-#pragma omp simd
-            for (int j = j0; j < j1; ++j) {
-                double v = 0, d = 0;
+        for (int j = j0; j < j1; j += kLanes) {
+            const int lanes = std::min(kLanes, j1 - j);
+            for (int ch = 0; ch < p.n_channels; ++ch) {
+                const double* cc = c + size_t(ch) * nrb;
+                double v[kLanes] = {}, d[kLanes] = {};
                 for (int xi = 0; xi < nrb; ++xi) {
-                    v += cc[xi] * Q[size_t(xi) * s + j];
-                    d += cc[xi] * dQ[size_t(xi) * s + j];
+                    const double w = cc[xi];
+                    const double* q = Q + size_t(xi) * s + j;
+                    const double* dq = dQ + size_t(xi) * s + j;
+#pragma omp simd
+                    for (int b = 0; b < kLanes; ++b) {
+                        v[b] += w * q[b];
+                        d[b] += w * dq[b];
+                    }
                 }
-                R[j] = v;
-                dR[j] = d;
+                double* R = ws.R.data() + size_t(ch) * s + j;
+                double* dR = ws.dR.data() + size_t(ch) * s + j;
+                for (int b = 0; b < lanes; ++b) {
+                    R[b] = v[b];
+                    dR[b] = d[b];
+                }
             }
         }
     }
@@ -79,6 +100,41 @@ void combine_monomials(const std::vector<int>& off, const std::vector<int>& mono
     }
 }
 
+// For one channel: g_t[xi] += sum_{j of species t} Q_xi(r_j) X[j] - Q'_xi(r_j) Y[j] with
+// g_t = g + t * n_channels * size, the radial coefficients of species pair (t_i, t).
+// Blocks of kXi basis functions x kLanes neighbours are summed in registers; lanes past
+// a species run are masked (the rows are padded, see EtnWorkspace::reserve).
+void radial_gradient(const EtnPlan& p, const EtnWorkspace& ws, const Neighbours& nb, const double* X,
+                     const double* Y, double* g) {
+    const int s = ws.stride;
+    for (int t = 0; t < p.S; ++t) {
+        const int j0 = nb.species_off[t], j1 = nb.species_off[t + 1];
+        double* gt = g + size_t(t) * p.n_channels * p.nrb;
+        for (int x0 = 0; x0 < p.nrb; x0 += kXi) {
+            double acc[kXi][kLanes] = {};
+            for (int j = j0; j < j1; j += kLanes) {
+                double xm[kLanes], ym[kLanes];
+                for (int b = 0; b < kLanes; ++b) {
+                    const bool in = j + b < j1;
+                    xm[b] = in ? X[j + b] : 0.0;
+                    ym[b] = in ? Y[j + b] : 0.0;
+                }
+                for (int xi = 0; xi < kXi; ++xi) {
+                    const double* q = ws.Q.data() + size_t(x0 + xi) * s + j;
+                    const double* dq = ws.dQ.data() + size_t(x0 + xi) * s + j;
+#pragma omp simd
+                    for (int b = 0; b < kLanes; ++b) acc[xi][b] += xm[b] * q[b] - ym[b] * dq[b];
+                }
+            }
+            for (int xi = 0; xi < kXi && x0 + xi < p.nrb; ++xi) {
+                double sum = 0;
+                for (int b = 0; b < kLanes; ++b) sum += acc[xi][b];
+                gt[x0 + xi] += sum;
+            }
+        }
+    }
+}
+
 double dot(const double* __restrict a, const double* __restrict b, int n) {
     double acc = 0;
 #pragma omp simd reduction(+ : acc)
@@ -86,11 +142,10 @@ double dot(const double* __restrict a, const double* __restrict b, int n) {
     return acc;
 }
 
-}  // namespace
-
-double etn_site_energy(const EtnModel& m, EtnWorkspace& ws, int ti, const Neighbours& nb, double* dVdv,
-                       bool adjoint) {
-    const EtnPlan& p = *m.plan;
+// Geometry, radial functions, harmonics (with derivatives when `derivatives`) and the
+// features X = [1, A[ch][m] = sum_j R_ch(r_j) Y_lm(u_j)] of one site.
+void site_features(const EtnModel& m, const EtnPlan& p, EtnWorkspace& ws, int ti, const Neighbours& nb,
+                   bool derivatives) {
     const int s = ws.stride, n = nb.n;
     double* r = ws.r.data();
     double* const u3[3] = {ws.ux.data(), ws.uy.data(), ws.uz.data()};
@@ -99,9 +154,7 @@ double etn_site_energy(const EtnModel& m, EtnWorkspace& ws, int ti, const Neighb
     radial_functions(m, p, ws, ti, nb);
     p.mono.eval(u3, n, s, ws.H.data());
     combine_monomials(p.Y.off, p.Y.mono, p.Y.coef, ws.H.data(), n, s, ws.Y.data());
-    if (dVdv || adjoint) combine_monomials(p.Y.doff, p.Y.dmono, p.Y.dcoef, ws.H.data(), n, s, ws.dY.data());
-
-    // Features A[ch][m] = sum_j R_ch(r_j) Y_lm(u_j), after the constant X[0] = 1.
+    if (derivatives) combine_monomials(p.Y.doff, p.Y.dmono, p.Y.dcoef, ws.H.data(), n, s, ws.dY.data());
     double* X = ws.X.data();
     X[0] = 1.0;
     for (int ch = 0; ch < p.n_channels; ++ch) {
@@ -109,6 +162,21 @@ double etn_site_energy(const EtnModel& m, EtnWorkspace& ws, int ti, const Neighb
         const double* R = ws.R.data() + size_t(ch) * s;
         for (int mm = 0; mm <= 2 * l; ++mm) X[p.chan_x[ch] + mm] = dot(R, ws.Y.data() + size_t(l * l + mm) * s, n);
     }
+}
+
+}  // namespace
+
+void etn_prepare_grad(const EtnModel& m, EtnWorkspace& ws, int ti, const Neighbours& nb) {
+    site_features(m, *m.plan, ws, ti, nb, true);
+}
+
+double etn_site_energy(const EtnModel& m, EtnWorkspace& ws, int ti, const Neighbours& nb, double* dVdv) {
+    const EtnPlan& p = *m.plan;
+    const int s = ws.stride, n = nb.n;
+    site_features(m, p, ws, ti, nb, dVdv != nullptr);
+    const double* r = ws.r.data();
+    const double* const u3[3] = {ws.ux.data(), ws.uy.data(), ws.uz.data()};
+    const double* X = ws.X.data();
     const double V = m.species_coeffs[ti] + chain_forward(p, m.cores, X, ws.h.data());
     if (!dVdv) return V;
 
@@ -226,19 +294,7 @@ void etn_site_grad(const EtnModel& m, EtnWorkspace& ws, int ti, const Neighbours
         }
 #pragma omp simd
         for (int j = 0; j < n; ++j) Yr[j] *= re[j];
-        for (int t = 0; t < p.S; ++t) {
-            const int j0 = nb.species_off[t], j1 = nb.species_off[t + 1];
-            if (j0 == j1) continue;
-            double* gc = grad + ((size_t(ti) * p.S + t) * p.n_channels + ch) * p.nrb;
-            for (int xi = 0; xi < p.nrb; ++xi) {
-                const double* __restrict q = ws.Q.data() + size_t(xi) * s;
-                const double* __restrict dq = ws.dQ.data() + size_t(xi) * s;
-                double acc = 0;
-#pragma omp simd reduction(+ : acc)
-                for (int j = j0; j < j1; ++j) acc += q[j] * Xr[j] - dq[j] * Yr[j];
-                gc[xi] += acc;
-            }
-        }
+        radial_gradient(p, ws, nb, Xr, Yr, grad + (size_t(ti) * p.S * p.n_channels + ch) * p.nrb);
     }
 }
 

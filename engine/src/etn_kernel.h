@@ -30,13 +30,15 @@ struct EtnWorkspace {
 };
 
 // Site energy (eV) of an atom of species ti with the neighbours nb (nb.dv unused).  With
-// dVdv, also dV/dv_j (eV/A, 3 per neighbour).  With `adjoint`, leaves in ws what
-// etn_site_grad reads.
-double etn_site_energy(const EtnModel& m, EtnWorkspace& ws, int ti, const Neighbours& nb, double* dVdv,
-                       bool adjoint = false);
+// dVdv, also dV/dv_j (eV/A, 3 per neighbour).
+double etn_site_energy(const EtnModel& m, EtnWorkspace& ws, int ti, const Neighbours& nb, double* dVdv);
 
-// Adds a * dV/dtheta - D_delta dV/dtheta to grad (n_params) for the site last evaluated by
-// etn_site_energy(..., adjoint = true) on ws; delta: 3 per neighbour (A).
+// The per-neighbour state and the features of the site that etn_site_grad reads (the
+// chain itself runs there, in dual numbers).
+void etn_prepare_grad(const EtnModel& m, EtnWorkspace& ws, int ti, const Neighbours& nb);
+
+// Adds a * dV/dtheta - D_delta dV/dtheta to grad (n_params) for the site last given to
+// etn_prepare_grad on ws; delta: 3 per neighbour (A).
 void etn_site_grad(const EtnModel& m, EtnWorkspace& ws, int ti, const Neighbours& nb, const double* delta, double a,
                    double* grad);
 

@@ -89,16 +89,14 @@ void EtnModel::set_params(const double* x) {
 void EtnModel::default_params(double* x) const {
     const EtnPlan& p = *plan;
     std::fill(x, x + p.n_params, 0.0);
-    // Radial: channel c (within its core and order l) starts as c0 Q_(c mod size), the
-    // channels of a core distinct, |R| <= scaling (radial_basis.h).
+    // Radial: channel c of order l starts as c0 Q_(c mod size), distinct within an l and
+    // |R| <= scaling (radial_basis.h).
     const double c0 = unit_radial_coeff(radial);
-    for (int pair = 0; pair < species_count * species_count; ++pair) {
-        int ch = 0;
-        for (int k = 0; k < p.K; ++k)
-            for (int l = 0; l <= lmax; ++l)
-                for (int c = 0; c < shape[k][l]; ++c, ++ch)
-                    x[(size_t(pair) * p.n_channels + ch) * p.nrb + c % p.nrb] = c0;
-    }
+    for (int pair = 0; pair < species_count * species_count; ++pair)
+        for (int ch = 0, c = 0; ch < p.n_channels; ++ch, ++c) {
+            if (ch > 0 && p.chan_l[ch] != p.chan_l[ch - 1]) c = 0;
+            x[(size_t(pair) * p.n_channels + ch) * p.nrb + c % p.nrb] = c0;
+        }
     // Cores: the constant input passes h_0 = 1 on unchanged (weight 1 from the constant
     // channel to copy 0 of L' = 0), so the chain starts as a sum of products of few
     // features; every other weight is small and pseudo-random (hash_uniform), scaled by

@@ -4,8 +4,8 @@
 //
 // Site energy of atom i (species t_i):
 //   V_i = s[t_i] + h_K,   h_0 = 1,   h_{k+1} = core_k(h_k, x_k)   (k = 0 .. K-1)
-// with features A_k[l][c][m] = sum_j R_{k,l,c}(r_ij; t_i, t_j) Y_lm(u_ij), core inputs
-// x_k[l] = (1 if k < K-1 and l = 0) + shape[k][l] feature channels, bond vectors h_k of
+// with features A[l][c][m] = sum_j R_{l,c}(r_ij; t_i, t_j) Y_lm(u_ij), core inputs
+// x_k[l] = (1 if k < K-1 and l = 0) + the first shape[k][l] channels A[l][c], bond vectors h_k of
 // ranks[k-1][L] irreps L = 0..lmax (h_0 and h_K scalar), and
 //   h_{k+1}[L'][a'][M'] = sum w_k[(L,l,L')][a][c][a'] <L M; l m | L' M'> h_k[L][a][M] x_k[l][c][m].
 #pragma once
@@ -28,11 +28,11 @@ constexpr double kEtnInitScale = 0.1;
 struct EtnModel {
     int species_count = 1;
     int lmax = 2;
-    std::vector<std::vector<int>> shape;  // K cores x (lmax + 1): feature channels core k reads at order l
+    std::vector<std::vector<int>> shape;  // K cores x (lmax + 1): core k reads channels 0..shape[k][l]-1 of order l
     std::vector<std::vector<int>> ranks;  // K - 1 bonds x (lmax + 1): copies of irrep L between cores
     RadialBasis radial;
 
-    std::vector<double> radial_coeffs;       // S * S * n_channels * radial.size, order (t_i, t_j, channel, xi)
+    std::vector<double> radial_coeffs;       // S * S * n_channels * radial.size, order (t_i, t_j, l, c, xi)
     std::vector<double> species_coeffs;      // S (eV)
     std::vector<std::vector<double>> cores;  // K blocks of coupling weights
 

@@ -1,5 +1,6 @@
 #include "etn_plan.h"
 
+#include <algorithm>
 #include <string>
 
 #include "errors.h"
@@ -20,18 +21,19 @@ int bond_rank(const EtnModel& m, int b, int L) {
 EtnPlan::EtnPlan(const EtnModel& m)
     : S(m.species_count), lmax(m.lmax), K(m.n_cores()), nrb(m.radial.size), mono(m.lmax), Y(m.lmax, mono),
       cg(Y, mono) {
-    // Channels (core, l, c) and their features in X.
-    std::vector<std::vector<int>> first(K, std::vector<int>(lmax + 1));
-    for (int k = 0; k < K; ++k)
-        for (int l = 0; l <= lmax; ++l) {
-            first[k][l] = n_channels;
-            for (int c = 0; c < m.shape[k][l]; ++c) {
-                chan_l.push_back(l);
-                chan_x.push_back(n_x);
-                n_x += 2 * l + 1;
-                ++n_channels;
-            }
+    // Channels (l, c), c < the most any core reads at l, and their features in X.
+    std::vector<int> first(lmax + 1);
+    for (int l = 0; l <= lmax; ++l) {
+        first[l] = n_channels;
+        int count = 0;
+        for (int k = 0; k < K; ++k) count = std::max(count, m.shape[k][l]);
+        for (int c = 0; c < count; ++c) {
+            chan_l.push_back(l);
+            chan_x.push_back(n_x);
+            n_x += 2 * l + 1;
+            ++n_channels;
         }
+    }
     // Bond layout: irreps L ascending, copies a, components M.
     std::vector<std::vector<int>> Loff(K + 1, std::vector<int>(lmax + 1));
     int total = 0;
@@ -44,13 +46,13 @@ EtnPlan::EtnPlan(const EtnModel& m)
     }
     bond_off.push_back(total);
     // Core inputs: the constant 1 (X[0]) first at l = 0 of every core but the last, then
-    // the core's own channels.
+    // the first shape[k][l] channels of order l.
     std::vector<std::vector<int>> in_first(K, std::vector<int>(lmax + 1)), in_count = in_first;
     for (int k = 0; k < K; ++k)
         for (int l = 0; l <= lmax; ++l) {
             in_first[k][l] = int(xoff.size());
             if (l == 0 && k < K - 1) xoff.push_back(0);
-            for (int c = 0; c < m.shape[k][l]; ++c) xoff.push_back(chan_x[first[k][l] + c]);
+            for (int c = 0; c < m.shape[k][l]; ++c) xoff.push_back(chan_x[first[l] + c]);
             in_count[k][l] = int(xoff.size()) - in_first[k][l];
         }
     paths.resize(K);

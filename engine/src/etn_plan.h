@@ -34,7 +34,8 @@ struct EtnPlan {
     Monomials mono;
     SphericalHarmonics Y;
     CouplingTable cg;
-    // Radial channels, ordered (core, l, c): their order l and the X index of their m = -l.
+    // Radial channels, ordered (l, c) with c < max_k shape[k][l] (core k reads the first
+    // shape[k][l] of them): their order l and the X index of their m = -l.
     int n_channels = 0;
     std::vector<int> chan_l, chan_x;
     // X = [1, features of every channel]: n_x = 1 + sum_channels (2 l + 1).

@@ -21,9 +21,10 @@ struct EtnKernel {
     explicit EtnKernel(const EtnModel& model)
         : m(model), cutoff(model.radial.max_dist), species_count(model.species_count), n_params(model.n_params()) {}
     void reserve(Workspace& ws, int stride) const { ws.reserve(*m.plan, stride); }
-    double site_energy(Workspace& ws, int ti, const Neighbours& nb, double* dVdv, bool adjoint) const {
-        return etn_site_energy(m, ws, ti, nb, dVdv, adjoint);
+    double site_energy(Workspace& ws, int ti, const Neighbours& nb, double* dVdv) const {
+        return etn_site_energy(m, ws, ti, nb, dVdv);
     }
+    void prepare_grad(Workspace& ws, int ti, const Neighbours& nb) const { etn_prepare_grad(m, ws, ti, nb); }
     void site_grad(Workspace& ws, int ti, const Neighbours& nb, const double* delta, double a, double* grad) const {
         etn_site_grad(m, ws, ti, nb, delta, a, grad);
     }

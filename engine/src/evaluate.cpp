@@ -23,8 +23,11 @@ struct MtpKernel {
     explicit MtpKernel(const MtpModel& model)
         : m(model), p(model), cutoff(model.radial.max_dist), species_count(model.species_count), n_params(model.n_params()) {}
     void reserve(Workspace& ws, int stride) const { ws.reserve(p, stride); }
-    double site_energy(Workspace& ws, int ti, const Neighbours& nb, double* dVdv, bool adjoint) const {
-        return mlipc::site_energy(m, p, ws, ti, nb.n, nb.tj.data(), nb.vec.data(), dVdv, adjoint);
+    double site_energy(Workspace& ws, int ti, const Neighbours& nb, double* dVdv) const {
+        return mlipc::site_energy(m, p, ws, ti, nb.n, nb.tj.data(), nb.vec.data(), dVdv);
+    }
+    void prepare_grad(Workspace& ws, int ti, const Neighbours& nb) const {
+        mlipc::site_energy(m, p, ws, ti, nb.n, nb.tj.data(), nb.vec.data(), nullptr, true);
     }
     void site_grad(Workspace& ws, int ti, const Neighbours& nb, const double* delta, double a, double* grad) const {
         mlipc::site_grad(m, p, ws, ti, nb.n, nb.tj.data(), delta, a, grad);
