@@ -252,7 +252,8 @@ class Engine:
         groups["moment"].stop]``, S + alpha_scalar_moments values).  Returns ``A``
         (n_lin, n_lin) symmetric, ``b`` (n_lin,), ``r0`` (float, the loss at c = 0), summed
         over configurations `idx` (None: all) with per-configuration ``weights`` (n_cfg, 3)
-        as in loss_grad.  Minimising over c: solve ``A c = b``."""
+        as in loss_grad.  Minimising over c: solve ``A c = b``.  An ETN has no such block:
+        EngineUnsupportedError."""
         self._require("mlipc_linear_system")
         w = _as(weights, np.float64)
         if w.shape != (ds.n_configs, 3):
