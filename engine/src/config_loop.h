@@ -27,6 +27,8 @@
 
 namespace mlipc {
 
+// Threads of the configuration loops (n >= 1; ArgumentError otherwise), and the number
+// in use (OpenMP's default until set).
 void set_threads(int n);
 int get_threads();
 

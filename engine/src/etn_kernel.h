@@ -26,6 +26,7 @@ struct EtnWorkspace {
     std::vector<double> Bm;       // dV/dY_lm(u_j), [lm][j]
     std::vector<double> X, Xbar, h, hbar;  // the chain in doubles
     std::vector<Dual> Xd, Xbd, hd, hbd;    // the chain in dual numbers
+    // Sizes every array for the plan and rows of `stride` neighbours (Neighbours::stride).
     void reserve(const EtnPlan& p, int stride);
 };
 

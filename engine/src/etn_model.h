@@ -22,7 +22,8 @@ struct EtnPlan;
 
 // lmax when neither lmax nor a per-l list is given.
 constexpr int kEtnDefaultLmax = 2;
-// Scale of the pseudo-random default core weights, times 1/sqrt(inputs per output).
+// Scale of the pseudo-random default core weights of core k, times 1/sqrt(n_in,k), n_in,k
+// = sum over the core's paths of (incoming copies x input channels) (README, "Initialisation").
 constexpr double kEtnInitScale = 0.1;
 
 struct EtnModel {
@@ -39,13 +40,14 @@ struct EtnModel {
     // Index tables derived from the hyperparameters (build() makes them).
     std::shared_ptr<const EtnPlan> plan;
 
-    int n_cores() const { return int(shape.size()); }
+    int n_cores() const { return int(shape.size()); }  // K
     // Throws FormatError naming the first inconsistent hyperparameter.
     void check() const;
-    // Checks the hyperparameters, derives the plan and sizes the coefficients (kept when
-    // their sizes already fit).  Throws FormatError naming the first inconsistency.
+    // Checks the hyperparameters and derives the plan; then gives empty coefficients the
+    // defaults, or checks that given ones have the plan's sizes.  Throws FormatError
+    // naming the first inconsistency.
     void build();
-    size_t n_params() const;
+    size_t n_params() const;  // README's formula; 0 before build()
     // Parameter vector: radial coefficients, cores 1 .. K-1, species coefficients, core K.
     void get_params(double* x) const;
     void set_params(const double* x);
@@ -67,9 +69,11 @@ int infer_lmax(const std::vector<std::vector<int>>& shape, const std::vector<std
 // "etn species=2 lmax=2 shape=1;6;3 ranks=1;1 radial_basis_size=8 min_dist=2.0 max_dist=5.0"
 // (README: per-l lists "6,4,2", the study's "[[1],[6,4,2],[3]]").  Throws FormatError.
 EtnModel etn_from_spec(const std::string& spec);
-// The JSON file of an ETN potential (README "ETN file format").  Throws IoError / FormatError.
+// The JSON file of an ETN potential (README, "The ETN file"): read (IoError, or
+// FormatError naming path:line) and write (lossless numbers; IoError).
 EtnModel read_etn(const std::string& path);
 void write_etn(const EtnModel& m, const std::string& path);
+// The object of mlipc_potential_info: kind "etn", settings, groups, linear_groups [].
 std::string etn_info_json(const EtnModel& m);
 
 }  // namespace mlipc

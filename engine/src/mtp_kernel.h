@@ -37,6 +37,7 @@ struct Workspace {
     std::vector<double> r, ux, uy, uz, re, uex, uey, uez;
     std::vector<double> Q, dQ, f, df, fe, H, He;
     std::vector<double> mom, mome, adj, adje, A, B, Cx, Cy, Cz, G, Ge, X, Y;
+    // Sizes the arrays for the plan and rows of `stride` neighbours (Neighbours::stride).
     void reserve(const MtpPlan& p, int stride);
 };
 

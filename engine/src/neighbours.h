@@ -19,6 +19,7 @@ struct Neighbours {
     std::vector<double> delta;     // 3 per neighbour: adjoint direction, A
     std::vector<int> species_off;  // species t at species_off[t] .. species_off[t+1] (grouped gathers)
     std::vector<int> species_next; // scratch of the grouping
+    // Sizes the rows for atoms with up to max_neighbours neighbours of species_count species.
     void reserve(int max_neighbours, int species_count);
 };
 
