@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Time one full loss + gradient: our C++ engine vs motep 0.2.0's ``cext`` engine.
+"""Time one full loss + gradient: our C++ engine vs motep 0.2.0's ``cext`` engine, and
+our ETN against our MTP level 16.
 
 Data: the generated Ag-Pd set (``optbench.harness.generator.generate_agpd(240, seed=0)``,
 written with ``optbench.harness.data.write_cfg`` to a temporary .cfg so that both engines
@@ -17,6 +18,11 @@ Potentials: for levels 8 and 16, ``../shared/reference/mlip3/potentials/mtpNN.mt
 by our engine from ``mtp level=L species=2 min_dist=2.0 max_dist=5.0 radial_basis_size=8``
 with seeded random parameters, saved to a temporary .mtp for motep.
 
+ETN rows (``--etn SPEC ...``; default the study's shape [[1],[6],[3]], ranks [[1],[1]],
+lmax 2, 8 Chebyshev functions, cutoff 5.0): the engine's defaults plus seeded N(0, 0.01^2)
+noise, saved to a temporary .json; our engine only (motep has no ETN). Each row prints
+its time over MTP level 16's (run level 16 too; the target is <= 2).
+
 Each (engine, level) measurement runs in a fresh subprocess (thread-count environment
 variables set before numpy loads; clean peak-RSS numbers).  In each, one warm-up
 evaluation is done (for motep it also builds the neighbour vectors, reported as
@@ -28,7 +34,7 @@ what is reported for both.
 Usage::
 
     python benchmarks/engine_speed.py [--levels 8 16] [--repeat N] [--threads 1]
-        [--data PATH] [--no-motep] [--no-engine] [--json]
+        [--data PATH] [--no-motep] [--no-engine] [--etn SPEC ...] [--no-etn] [--json]
 """
 
 from __future__ import annotations
@@ -60,6 +66,9 @@ THREAD_VARS = (
 
 def _spec(level: int) -> str:
     return f"mtp level={level} species=2 min_dist=2.0 max_dist=5.0 radial_basis_size=8"
+
+
+DEFAULT_ETN = "etn species=2 lmax=2 shape=[[1],[6],[3]] ranks=[[1],[1]] radial_basis_size=8 min_dist=2.0 max_dist=5.0"
 
 
 # ----------------------------------------------------------------------------- memory
@@ -236,6 +245,21 @@ def _prepare_potential(level: int, args, tmp: Path) -> tuple[str, str]:
     return str(path), f"spec+random(seed={args.seed + level})"
 
 
+def _prepare_etn(spec: str, index: int, args, tmp: Path) -> str:
+    """An ETN of `spec` at the engine's defaults plus seeded N(0, 0.01^2) noise, saved as
+    .json for the worker; returns the path."""
+    import numpy as np
+
+    from optbench.adapters.capi import Engine
+
+    pot = Engine().potential_from_spec(spec)
+    rng = np.random.default_rng(args.seed + index)
+    pot.set_params(pot.default_params() + 0.01 * rng.standard_normal(pot.n_params))
+    path = tmp / f"etn{index}.json"
+    pot.save(str(path))
+    return str(path)
+
+
 def _agreement(a: dict, b: dict) -> dict:
     import numpy as np
 
@@ -267,6 +291,9 @@ def main(argv=None) -> int:
                    help="use spec + random parameters even if ../shared exists")
     p.add_argument("--no-motep", action="store_true")
     p.add_argument("--no-engine", action="store_true", help="skip our engine")
+    p.add_argument("--etn", nargs="+", default=[DEFAULT_ETN], metavar="SPEC",
+                   help="ETN specs to time with our engine (default: the study's [[1],[6],[3]], ranks [[1],[1]])")
+    p.add_argument("--no-etn", action="store_true", help="skip the ETN rows")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--_worker", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -279,7 +306,7 @@ def main(argv=None) -> int:
 
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    result: dict = {"threads": args.threads, "repeat": args.repeat, "levels": {}}
+    result: dict = {"threads": args.threads, "repeat": args.repeat, "levels": {}, "etn": {}}
     with tempfile.TemporaryDirectory(prefix="engine_speed_") as tmpd:
         tmp = Path(tmpd)
         data_path, meta = _prepare_data(args, tmp)
@@ -326,6 +353,8 @@ def main(argv=None) -> int:
             result["levels"][str(level)] = entry
             if not args.json:
                 _print_level(level, entry)
+        if not args.no_etn and not args.no_engine:
+            _etn_rows(args, tmp, data_path, result)
 
     if args.json:
         print(json.dumps(result))
@@ -334,8 +363,33 @@ def main(argv=None) -> int:
     failed = any(
         "error" in e or "error" in e.get("optbench", {}) or "error" in e.get("motep", {})
         for e in result["levels"].values()
-    )
+    ) or any("error" in e for e in result["etn"].values())
     return 1 if failed else 0
+
+
+def _etn_rows(args, tmp: Path, data_path: str, result: dict) -> None:
+    """Time loss_grad of each ETN spec with our engine; record and print its ratio to
+    MTP level 16's time from the same run (when level 16 was timed)."""
+    mtp16 = result["levels"].get("16", {}).get("optbench", {}).get("seconds")
+    for index, spec in enumerate(args.etn):
+        job = {"data": data_path, "potential": _prepare_etn(spec, index, args, tmp), "threads": args.threads,
+               "repeat": args.repeat, "cutoff": args.cutoff, "ew": args.energy_weight, "fw": args.force_weight,
+               "sw": args.stress_weight}
+        entry = _run_worker("optbench", job)
+        entry.pop("grad", None)
+        if mtp16 and "seconds" in entry:
+            entry["ratio_over_mtp16"] = entry["seconds"] / mtp16
+        result["etn"][spec] = entry
+        if args.json:
+            continue
+        print(f"== ETN {spec}")
+        if "error" in entry:
+            print(f"   optbench ERROR: {entry['error']}")
+            continue
+        print(f"   optbench loss+grad best {entry['seconds']:.4f} s  median {entry['median_s']:.4f} s"
+              f"  first {entry['first_s']:.4f} s  peak RSS {entry['peak_rss_mb']:.1f} MiB  {entry['n_params']} parameters")
+        if "ratio_over_mtp16" in entry:
+            print(f"   ETN / MTP level 16 time ratio: {entry['ratio_over_mtp16']:.2f}  (target <= 2)")
 
 
 def _print_level(level: int, entry: dict) -> None:

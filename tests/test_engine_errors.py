@@ -93,7 +93,8 @@ def test_missing_potential_file(engine, tmp_path):
     ("mtp level=30 species=2", "level"),
     ("mtp level=8 species=2 colour=3", "unknown key 'colour'"),
     ("mtp species=2", "exactly one of level"),
-    ("etn level=8", "must start with 'mtp'"),
+    ("etn level=8", "unknown key 'level'"),
+    ("nnp level=8", "must start with 'mtp' or 'etn'"),
     ("mtp level=8 species=zero", "not a number"),
     ("mtp level=8 species=2 min_dist=6 max_dist=5", "min_dist < max_dist"),
 ])

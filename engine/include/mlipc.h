@@ -52,13 +52,16 @@ int mlipc_get_num_threads(int* n);
 
 /* ---- potentials --------------------------------------------------------------- */
 /* Read an MLIP-2 `.mtp` or MLIP-3 `.almtp` file (a template without coefficients gets
- * the engine's default coefficients, see mlipc_potential_info "defaults"). */
+ * the engine's default coefficients, see mlipc_potential_info "defaults"), or an ETN
+ * JSON file (engine/README.md, "The ETN file"; recognised by its leading '{'). */
 int mlipc_potential_load(const char* path, mlipc_potential** out);
 /* Create from a spec string of key=value words, e.g.
  *   "mtp level=16 species=2 min_dist=2.0 max_dist=5.0 radial_basis_size=8"
- *   "mtp template=/path/16.almtp species=3"                                      */
+ *   "mtp template=/path/16.almtp species=3"
+ *   "etn species=2 lmax=2 shape=1;6;3 ranks=1;1 radial_basis_size=8 max_dist=5.0"  */
 int mlipc_potential_from_spec(const char* spec, mlipc_potential** out);
-/* Write the potential; the format follows the extension (.mtp, .almtp). */
+/* Write the potential; the format follows the extension: .mtp or .almtp for an MTP,
+ * .json for an ETN (another extension: MLIPC_ERR_ARGUMENT). */
 int mlipc_potential_save(const mlipc_potential* pot, const char* path);
 void mlipc_potential_free(mlipc_potential* pot);
 int mlipc_potential_n_params(const mlipc_potential* pot, int64_t* n);
@@ -66,8 +69,9 @@ int mlipc_potential_get_params(const mlipc_potential* pot, double* x, int64_t n)
 int mlipc_potential_set_params(mlipc_potential* pot, const double* x, int64_t n);
 /* Engine defaults of the parameter vector (the untrained starting point). */
 int mlipc_potential_default_params(const mlipc_potential* pot, double* x, int64_t n);
-/* A JSON object describing the potential: kind, species_count, cutoff, min_dist,
- * scaling, sizes, and "groups": [{"name","offset","size"}] of the parameter vector.
+/* A JSON object describing the potential: kind ("mtp" or "etn"), species_count, cutoff,
+ * min_dist, scaling, sizes, "groups": [{"name","offset","size"}] of the parameter vector
+ * in order, and "linear_groups" (the groups of mlipc_linear_system; empty for an ETN).
  * Writes at most bufsize bytes (NUL-terminated); *needed gets the full length + 1. */
 int mlipc_potential_info(const mlipc_potential* pot, char* buf, size_t bufsize, size_t* needed);
 /* Scalar settings outside the parameter vector: "scaling", "min_dist", "max_dist". */
@@ -118,7 +122,8 @@ int mlipc_loss_grad(const mlipc_potential* pot, const mlipc_dataset* ds,
  * were allocated for; a different value fails with MLIPC_ERR_ARGUMENT and *n_lin gets
  * the right one.  Any one of A, b, r0 may be NULL to skip it.
  * Deterministic like loss_grad: equal for a given thread count, and equal to rounding
- * across thread counts. */
+ * across thread counts.  MTP only: an ETN (no linear block the engine assembles) gives
+ * MLIPC_ERR_UNSUPPORTED. */
 int mlipc_linear_system(const mlipc_potential* pot, const mlipc_dataset* ds,
                         const int64_t* idx, int64_t n_idx, const double* weights,
                         int64_t* n_lin, double* A, double* b, double* r0);

@@ -19,5 +19,6 @@ inline EngineError io_error(const std::string& m) { return {MLIPC_ERR_IO, m}; }
 inline EngineError format_error(const std::string& m) { return {MLIPC_ERR_FORMAT, m}; }
 inline EngineError data_error(const std::string& m) { return {MLIPC_ERR_DATA, m}; }
 inline EngineError numeric_error(const std::string& m) { return {MLIPC_ERR_NUMERIC, m}; }
+inline EngineError unsupported_error(const std::string& m) { return {MLIPC_ERR_UNSUPPORTED, m}; }
 
 }  // namespace mlipc

@@ -1,5 +1,5 @@
-// Configuration-level evaluation over a data set: energies, forces, stresses, and the
-// loss with its gradient, parallel over configurations.
+// MTP over a data set: energies, forces, stresses, the loss with its gradient (through
+// the shared loops of config_loop.h), and the linear least-squares system.
 #pragma once
 
 #include <cstdint>
@@ -8,12 +8,6 @@
 #include "mtp_model.h"
 
 namespace mlipc {
-
-void set_threads(int n);
-int get_threads();
-
-// Throws EngineError when the data set does not fit the potential (cutoff, species).
-void check_compatible(const MtpModel& m, const Dataset& ds);
 
 // Outputs packed in idx order; any pointer may be null.
 void predict(const MtpModel& m, const Dataset& ds, const int64_t* idx, int64_t n_idx,

@@ -2,18 +2,19 @@
 // into status codes, the thread-local error message.
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <string>
 
+#include "config_loop.h"
 #include "dataset.h"
 #include "errors.h"
-#include "evaluate.h"
 #include "mlipc.h"
 #include "mlipc_export.h"
-#include "mtp_model.h"
+#include "potential.h"
 
 struct mlipc_potential {
-    mlipc::MtpModel model;
+    std::unique_ptr<mlipc::Potential> model;
 };
 struct mlipc_dataset {
     mlipc::Dataset ds;
@@ -51,9 +52,9 @@ void need(const void* p, const char* name) {
 
 void check_length(const mlipc_potential* pot, int64_t n) {
     need(pot, "pot");
-    if (n != int64_t(pot->model.n_params()))
+    if (n != int64_t(pot->model->n_params()))
         throw mlipc::argument_error("parameter vector has length " + std::to_string(n) + " but the potential has " +
-                                    std::to_string(pot->model.n_params()) + " parameters");
+                                    std::to_string(pot->model->n_params()) + " parameters");
 }
 
 }  // namespace
@@ -61,7 +62,7 @@ void check_length(const mlipc_potential* pot, int64_t n) {
 extern "C" {
 
 MLIPC_API int mlipc_abi_version(void) { return MLIPC_ABI_VERSION; }
-MLIPC_API const char* mlipc_version(void) { return "optbench embedded engine 0.1.0 (MTP)"; }
+MLIPC_API const char* mlipc_version(void) { return "optbench embedded engine 0.2.0 (MTP, ETN)"; }
 MLIPC_API const char* mlipc_last_error(void) { return g_last_error.c_str(); }
 
 MLIPC_API int mlipc_set_num_threads(int n) {
@@ -76,8 +77,7 @@ MLIPC_API int mlipc_potential_load(const char* path, mlipc_potential** out) {
         need(path, "path");
         need(out, "out");
         *out = nullptr;
-        auto* p = new mlipc_potential{mlipc::read_mtp(path)};
-        *out = p;
+        *out = new mlipc_potential{mlipc::load_potential(path)};
     });
 }
 
@@ -86,7 +86,7 @@ MLIPC_API int mlipc_potential_from_spec(const char* spec, mlipc_potential** out)
         need(spec, "spec");
         need(out, "out");
         *out = nullptr;
-        *out = new mlipc_potential{mlipc::mtp_from_spec(spec)};
+        *out = new mlipc_potential{mlipc::potential_from_spec(spec)};
     });
 }
 
@@ -94,14 +94,7 @@ MLIPC_API int mlipc_potential_save(const mlipc_potential* pot, const char* path)
     return guarded([&] {
         need(pot, "pot");
         need(path, "path");
-        std::string p(path);
-        auto ends = [&](const char* e) {
-            size_t n = std::strlen(e);
-            return p.size() >= n && p.compare(p.size() - n, n, e) == 0;
-        };
-        if (!ends(".mtp") && !ends(".almtp"))
-            throw mlipc::argument_error("cannot tell the format of '" + p + "': use the extension .mtp or .almtp");
-        mlipc::write_mtp(pot->model, p);
+        pot->model->save(path);
     });
 }
 
@@ -111,7 +104,7 @@ MLIPC_API int mlipc_potential_n_params(const mlipc_potential* pot, int64_t* n) {
     return guarded([&] {
         need(pot, "pot");
         need(n, "n");
-        *n = int64_t(pot->model.n_params());
+        *n = int64_t(pot->model->n_params());
     });
 }
 
@@ -119,7 +112,7 @@ MLIPC_API int mlipc_potential_get_params(const mlipc_potential* pot, double* x, 
     return guarded([&] {
         check_length(pot, n);
         need(x, "x");
-        pot->model.get_params(x);
+        pot->model->get_params(x);
     });
 }
 
@@ -130,7 +123,7 @@ MLIPC_API int mlipc_potential_set_params(mlipc_potential* pot, const double* x, 
         for (int64_t q = 0; q < n; ++q)
             if (!std::isfinite(x[q]))
                 throw mlipc::numeric_error("parameter " + std::to_string(q) + " is not finite");
-        pot->model.set_params(x);
+        pot->model->set_params(x);
     });
 }
 
@@ -138,14 +131,14 @@ MLIPC_API int mlipc_potential_default_params(const mlipc_potential* pot, double*
     return guarded([&] {
         check_length(pot, n);
         need(x, "x");
-        pot->model.default_params(x);
+        pot->model->default_params(x);
     });
 }
 
 MLIPC_API int mlipc_potential_info(const mlipc_potential* pot, char* buf, size_t bufsize, size_t* needed) {
     return guarded([&] {
         need(pot, "pot");
-        std::string s = mlipc::mtp_info_json(pot->model);
+        std::string s = pot->model->info_json();
         if (needed) *needed = s.size() + 1;
         if (buf && bufsize) {
             size_t n = std::min(bufsize - 1, s.size());
@@ -160,12 +153,8 @@ MLIPC_API int mlipc_potential_get_scalar(const mlipc_potential* pot, const char*
         need(pot, "pot");
         need(name, "name");
         need(value, "value");
-        std::string k(name);
-        const auto& m = pot->model;
-        if (k == "scaling") *value = m.scaling;
-        else if (k == "min_dist") *value = m.min_dist;
-        else if (k == "max_dist") *value = m.max_dist;
-        else throw mlipc::argument_error("unknown setting '" + k + "' (known: scaling, min_dist, max_dist)");
+        mlipc::RadialBasis rb = pot->model->radial();
+        *value = mlipc::radial_setting(rb, name);
     });
 }
 
@@ -175,17 +164,9 @@ MLIPC_API int mlipc_potential_set_scalar(mlipc_potential* pot, const char* name,
         need(name, "name");
         std::string k(name);
         if (!std::isfinite(value)) throw mlipc::numeric_error("setting '" + k + "' must be finite");
-        mlipc::MtpModel m = pot->model;
-        if (k == "scaling") m.scaling = value;
-        else if (k == "min_dist") m.min_dist = value;
-        else if (k == "max_dist") m.max_dist = value;
-        else throw mlipc::argument_error("unknown setting '" + k + "' (known: scaling, min_dist, max_dist)");
-        try {
-            m.check();
-        } catch (const mlipc::EngineError& e) {
-            throw mlipc::argument_error(std::string("setting ") + k + ": " + e.what());
-        }
-        pot->model = std::move(m);
+        mlipc::RadialBasis rb = pot->model->radial();
+        mlipc::radial_setting(rb, k) = value;
+        pot->model->set_radial(rb);
     });
 }
 
@@ -223,7 +204,7 @@ MLIPC_API int mlipc_predict(const mlipc_potential* pot, const mlipc_dataset* ds,
     return guarded([&] {
         need(pot, "pot");
         need(ds, "ds");
-        mlipc::predict(pot->model, ds->ds, idx, idx ? n_idx : ds->ds.n_cfg, energies, forces, stresses);
+        pot->model->predict(ds->ds, idx, idx ? n_idx : ds->ds.n_cfg, energies, forces, stresses);
     });
 }
 
@@ -233,7 +214,7 @@ MLIPC_API int mlipc_loss_grad(const mlipc_potential* pot, const mlipc_dataset* d
         need(pot, "pot");
         need(ds, "ds");
         need(loss, "loss");
-        *loss = mlipc::loss_grad(pot->model, ds->ds, idx, idx ? n_idx : ds->ds.n_cfg, weights, grad);
+        *loss = pot->model->loss_grad(ds->ds, idx, idx ? n_idx : ds->ds.n_cfg, weights, grad);
     });
 }
 
@@ -243,7 +224,7 @@ MLIPC_API int mlipc_linear_system(const mlipc_potential* pot, const mlipc_datase
     return guarded([&] {
         need(pot, "pot");
         need(n_lin, "n_lin");
-        const int64_t nl = mlipc::n_linear(pot->model);
+        const int64_t nl = pot->model->n_linear();
         if (!A && !b && !r0) {
             *n_lin = nl;
             return;
@@ -252,13 +233,11 @@ MLIPC_API int mlipc_linear_system(const mlipc_potential* pot, const mlipc_datase
             const int64_t given = *n_lin;
             *n_lin = nl;
             throw mlipc::argument_error("n_lin is " + std::to_string(given) + " but the potential has " +
-                                        std::to_string(nl) + " linear parameters (species " +
-                                        std::to_string(pot->model.species_count) + " + moment " +
-                                        std::to_string(pot->model.alpha_moment_mapping.size()) +
-                                        "): size A and b by a call with A, b and r0 NULL");
+                                        std::to_string(nl) +
+                                        " linear parameters: size A and b by a call with A, b and r0 NULL");
         }
         need(ds, "ds");
-        mlipc::linear_system(pot->model, ds->ds, idx, idx ? n_idx : ds->ds.n_cfg, weights, A, b, r0);
+        pot->model->linear_system(ds->ds, idx, idx ? n_idx : ds->ds.n_cfg, weights, A, b, r0);
     });
 }
 

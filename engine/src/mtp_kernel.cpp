@@ -5,114 +5,46 @@
 #include <algorithm>
 #include <cmath>
 
+#include "neighbour_geometry.h"
+
 namespace mlipc {
 
 MtpPlan::MtpPlan(const MtpModel& m) {
     S = m.species_count;
-    nrb = m.radial_basis_size;
+    nrb = m.radial.size;
     nmu = m.radial_funcs_count;
     nbasic = int(m.alpha_index_basic.size());
     nmom = m.alpha_moments_count;
     for (const auto& a : m.alpha_index_basic) max_deg = std::max(max_deg, a[1] + a[2] + a[3]);
-    // All monomials x^a y^b z^c with a+b+c <= max_deg, by degree; index table idx[a][b][c].
-    const int D = max_deg + 1;
-    std::vector<int> idx(size_t(D) * D * D, -1);
-    auto at = [&](int a, int b, int c) -> int& { return idx[(size_t(a) * D + b) * D + c]; };
-    for (int deg = 0; deg <= max_deg; ++deg)
-        for (int a = deg; a >= 0; --a)
-            for (int b = deg - a; b >= 0; --b) {
-                int c = deg - a - b;
-                at(a, b, c) = nmono++;
-                mono_pow.insert(mono_pow.end(), {a, b, c});
-                mono_deg.push_back(deg);
-            }
-    mono_parent.assign(nmono, -1);
-    mono_dir.assign(nmono, -1);
-    mono_down.assign(3 * size_t(nmono), -1);
-    for (int q = 0; q < nmono; ++q) {
-        int a = mono_pow[3 * q], b = mono_pow[3 * q + 1], c = mono_pow[3 * q + 2];
-        if (a > 0) mono_down[3 * q] = at(a - 1, b, c);
-        if (b > 0) mono_down[3 * q + 1] = at(a, b - 1, c);
-        if (c > 0) mono_down[3 * q + 2] = at(a, b, c - 1);
-        for (int d = 0; d < 3; ++d)
-            if (mono_down[3 * q + d] >= 0) {
-                mono_parent[q] = mono_down[3 * q + d];
-                mono_dir[q] = d;
-                break;
-            }
-    }
+    mono = Monomials(max_deg);
     for (const auto& a : m.alpha_index_basic) {
         basic_mu.push_back(a[0]);
-        basic_mono.push_back(at(a[1], a[2], a[3]));
+        basic_mono.push_back(mono.index(a[1], a[2], a[3]));
         basic_deg.push_back(a[1] + a[2] + a[3]);
     }
     for (const auto& t : m.alpha_index_times) times.insert(times.end(), t.begin(), t.end());
     mapping = m.alpha_moment_mapping;
 }
 
-void Workspace::reserve(const MtpPlan& p, int max_neighbours) {
-    int s = std::max(4, (max_neighbours + 3) / 4 * 4);
+void Workspace::reserve(const MtpPlan& p, int s) {
     if (s <= stride && !mom.empty()) return;
     stride = s;
     for (auto* v : {&r, &ux, &uy, &uz, &re, &uex, &uey, &uez, &A, &B, &Cx, &Cy, &Cz}) v->assign(s, 0.0);
     Q.assign(size_t(p.nrb) * s, 0.0);
     dQ.assign(size_t(p.nrb) * s, 0.0);
     for (auto* v : {&f, &df, &fe, &G, &Ge, &X, &Y}) v->assign(size_t(p.nmu) * s, 0.0);
-    H.assign(size_t(p.nmono) * s, 0.0);
-    He.assign(size_t(p.nmono) * s, 0.0);
+    H.assign(size_t(p.mono.count) * s, 0.0);
+    He.assign(size_t(p.mono.count) * s, 0.0);
     for (auto* v : {&mom, &mome, &adj, &adje}) v->assign(p.nmom, 0.0);
-    tj.assign(s, 0);
-    pair.assign(s, 0);
 }
-
-namespace {
-
-// Chebyshev radial basis as MLIP's RBChebyshev: Q_xi = scaling T_xi(ksi) (r - R)^2.
-void radial_basis(const MtpModel& m, const MtpPlan& p, Workspace& ws, int n) {
-    const int s = ws.stride;
-    const double R = m.max_dist, mult = 2.0 / (m.max_dist - m.min_dist), sc = m.scaling;
-    const double shift = (m.min_dist + m.max_dist) / (m.max_dist - m.min_dist);
-    double* __restrict Q = ws.Q.data();
-    double* __restrict dQ = ws.dQ.data();
-    const double* __restrict r = ws.r.data();
-#pragma omp simd
-    for (int j = 0; j < n; ++j) {
-        double ksi = mult * r[j] - shift, d = r[j] - R;
-        Q[j] = sc * d * d;
-        dQ[j] = sc * 2 * d;
-        Q[s + j] = sc * ksi * d * d;
-        dQ[s + j] = sc * (mult * d * d + 2 * ksi * d);
-    }
-    for (int xi = 2; xi < p.nrb; ++xi) {
-        double* q = Q + size_t(xi) * s;
-        double* dq = dQ + size_t(xi) * s;
-#pragma omp simd
-        for (int j = 0; j < n; ++j) {
-            double ksi = mult * r[j] - shift;
-            q[j] = 2 * ksi * q[j - s] - q[j - 2 * s];
-            dq[j] = 2 * (mult * q[j - s] + ksi * dq[j - s]) - dq[j - 2 * s];
-        }
-    }
-}
-
-}  // namespace
 
 double site_energy(const MtpModel& m, const MtpPlan& p, Workspace& ws, int ti, int n,
                    const int* tj, const double* vec, double* dVdv, bool adjoint) {
     const int s = ws.stride;
-    double* __restrict r = ws.r.data();
-    double* __restrict ux = ws.ux.data();
-    double* __restrict uy = ws.uy.data();
-    double* __restrict uz = ws.uz.data();
-    for (int j = 0; j < n; ++j) {
-        const double x = vec[3 * j], y = vec[3 * j + 1], z = vec[3 * j + 2];
-        r[j] = std::sqrt(x * x + y * y + z * z);
-        const double inv = 1.0 / r[j];
-        ux[j] = x * inv;
-        uy[j] = y * inv;
-        uz[j] = z * inv;
-    }
-    radial_basis(m, p, ws, n);
+    double* r = ws.r.data();
+    double* const u3[3] = {ws.ux.data(), ws.uy.data(), ws.uz.data()};
+    unit_vectors(vec, n, r, u3);
+    radial_basis_values(m.radial, r, n, s, ws.Q.data(), ws.dQ.data());
 
     // Radial functions f_mu(r_j) = sum_xi c[ti][tj][mu][xi] Q_xi(r_j) and derivatives.
     const double* Q = ws.Q.data();
@@ -133,15 +65,7 @@ double site_energy(const MtpModel& m, const MtpPlan& p, Workspace& ws, int ti, i
     }
     // Monomials of the unit vector.
     double* H = ws.H.data();
-    std::fill(H, H + n, 1.0);
-    const double* u3[3] = {ux, uy, uz};
-    for (int q = 1; q < p.nmono; ++q) {
-        const double* __restrict hp = H + size_t(p.mono_parent[q]) * s;
-        const double* __restrict ud = u3[p.mono_dir[q]];
-        double* __restrict hq = H + size_t(q) * s;
-#pragma omp simd
-        for (int j = 0; j < n; ++j) hq[j] = hp[j] * ud[j];
-    }
+    p.mono.eval(u3, n, s, H);
     // Basic moments, contractions, site energy.
     double* mom = ws.mom.data();
     for (int k = 0; k < p.nbasic; ++k) {
@@ -175,7 +99,7 @@ double site_energy(const MtpModel& m, const MtpPlan& p, Workspace& ws, int ti, i
     //   A = sum_k adj_k f'_mu H_m,  B = sum_k adj_k deg_k f_mu H_m,  C_d = sum_k adj_k a_d f_mu H_{m-e_d}.
     double* __restrict A = ws.A.data();
     double* __restrict B = ws.B.data();
-    double* __restrict C[3] = {ws.Cx.data(), ws.Cy.data(), ws.Cz.data()};
+    double* const C[3] = {ws.Cx.data(), ws.Cy.data(), ws.Cz.data()};
     std::fill(A, A + n, 0.0);
     std::fill(B, B + n, 0.0);
     for (int d = 0; d < 3; ++d) std::fill(C[d], C[d] + n, 0.0);
@@ -193,22 +117,16 @@ double site_energy(const MtpModel& m, const MtpPlan& p, Workspace& ws, int ti, i
             B[j] += bk * fk[j] * hk[j];
         }
         for (int d = 0; d < 3; ++d) {
-            const int down = p.mono_down[3 * mo + d];
+            const int down = p.mono.down[3 * mo + d];
             if (down < 0) continue;
-            const double ck = ak * p.mono_pow[3 * mo + d];
+            const double ck = ak * p.mono.pow[3 * mo + d];
             const double* __restrict hd = H + size_t(down) * s;
             double* __restrict Cd = C[d];
 #pragma omp simd
             for (int j = 0; j < n; ++j) Cd[j] += ck * fk[j] * hd[j];
         }
     }
-    for (int j = 0; j < n; ++j) {
-        const double inv = 1.0 / r[j];
-        const double radial = A[j] - B[j] * inv;
-        dVdv[3 * j] = radial * ux[j] + C[0][j] * inv;
-        dVdv[3 * j + 1] = radial * uy[j] + C[1][j] * inv;
-        dVdv[3 * j + 2] = radial * uz[j] + C[2][j] * inv;
-    }
+    assemble_site_gradient(n, r, u3, A, B, C, dVdv);
     return V;
 }
 
@@ -216,18 +134,11 @@ void site_grad(const MtpModel& m, const MtpPlan& p, Workspace& ws, int ti, int n
                const int* tj, const double* delta, double a, double* grad) {
     const int s = ws.stride;
     const double* r = ws.r.data();
-    const double* u3[3] = {ws.ux.data(), ws.uy.data(), ws.uz.data()};
-    double* __restrict re = ws.re.data();
-    double* ue3[3] = {ws.uex.data(), ws.uey.data(), ws.uez.data()};
+    const double* const u3[3] = {ws.ux.data(), ws.uy.data(), ws.uz.data()};
+    double* re = ws.re.data();
+    double* const ue3[3] = {ws.uex.data(), ws.uey.data(), ws.uez.data()};
     // Dual parts of r and u along delta.
-    for (int j = 0; j < n; ++j) {
-        const double dx = delta[3 * j], dy = delta[3 * j + 1], dz = delta[3 * j + 2];
-        re[j] = u3[0][j] * dx + u3[1][j] * dy + u3[2][j] * dz;
-        const double inv = 1.0 / r[j];
-        ue3[0][j] = (dx - re[j] * u3[0][j]) * inv;
-        ue3[1][j] = (dy - re[j] * u3[1][j]) * inv;
-        ue3[2][j] = (dz - re[j] * u3[2][j]) * inv;
-    }
+    unit_vector_duals(delta, n, r, u3, re, ue3);
     const double* f = ws.f.data();
     const double* df = ws.df.data();
     double* fe = ws.fe.data();
@@ -239,17 +150,7 @@ void site_grad(const MtpModel& m, const MtpPlan& p, Workspace& ws, int ti, int n
     }
     const double* H = ws.H.data();
     double* He = ws.He.data();
-    std::fill(He, He + n, 0.0);
-    for (int q = 1; q < p.nmono; ++q) {
-        const int par = p.mono_parent[q], dir = p.mono_dir[q];
-        const double* __restrict hp = H + size_t(par) * s;
-        const double* __restrict hep = He + size_t(par) * s;
-        const double* __restrict ud = u3[dir];
-        const double* __restrict ued = ue3[dir];
-        double* __restrict heq = He + size_t(q) * s;
-#pragma omp simd
-        for (int j = 0; j < n; ++j) heq[j] = hep[j] * ud[j] + hp[j] * ued[j];
-    }
+    p.mono.eval_dual(u3, ue3, H, n, s, He);
     // Dual moments.
     const double* mom = ws.mom.data();
     double* mome = ws.mome.data();

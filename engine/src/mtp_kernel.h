@@ -15,16 +15,16 @@
 #include <array>
 #include <vector>
 
+#include "monomials.h"
 #include "mtp_model.h"
+#include "radial_basis.h"
 
 namespace mlipc {
 
 // Index tables derived once from a model.
 struct MtpPlan {
-    int S = 0, nrb = 0, nmu = 0, nbasic = 0, nmom = 0, max_deg = 0, nmono = 0;
-    std::vector<int> mono_parent, mono_dir, mono_deg;  // H[m] = H[parent] * u[dir]
-    std::vector<int> mono_down;                        // 3 per monomial: exponent-1 index, -1 if none
-    std::vector<int> mono_pow;                         // 3 per monomial: the exponents
+    int S = 0, nrb = 0, nmu = 0, nbasic = 0, nmom = 0, max_deg = 0;
+    Monomials mono;  // of the unit vector, degrees 0..max_deg
     std::vector<int> basic_mu, basic_mono, basic_deg;
     std::vector<int> times;  // 4 per entry {i, j, mult, k}
     std::vector<int> mapping;
@@ -37,9 +37,8 @@ struct Workspace {
     std::vector<double> r, ux, uy, uz, re, uex, uey, uez;
     std::vector<double> Q, dQ, f, df, fe, H, He;
     std::vector<double> mom, mome, adj, adje, A, B, Cx, Cy, Cz, G, Ge, X, Y;
-    std::vector<int> tj;
-    std::vector<int64_t> pair;  // index into the data set's pair arrays
-    void reserve(const MtpPlan& p, int max_neighbours);
+    // Sizes the arrays for the plan and rows of `stride` neighbours (Neighbours::stride).
+    void reserve(const MtpPlan& p, int stride);
 };
 
 // Site energy of an atom of type ti with n neighbours (types tj[], vectors vec[3n]).

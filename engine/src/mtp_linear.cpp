@@ -124,11 +124,11 @@ void site_linear(const MtpPlan& p, const LinPlan& lp, const Workspace& ws, LinWo
             rad[j] = (dfa[j] - deg * fr[j]) * ha[j];
         }
         for (int e = 0; e < 3; ++e) {
-            const int down = p.mono_down[3 * mo + e];
+            const int down = p.mono.down[3 * mo + e];
             const double* __restrict ue = u3[e];
             double* __restrict row = Pa + size_t(e) * sn;
             if (down >= 0) {
-                const double pw = p.mono_pow[3 * mo + e];
+                const double pw = p.mono.pow[3 * mo + e];
                 const double* __restrict hd = H + size_t(down) * s;
 #pragma omp simd
                 for (int j = 0; j < n; ++j) row[j] = ue[j] * rad[j] + pw * fr[j] * hd[j];

@@ -10,6 +10,7 @@
 
 #include "errors.h"
 #include "mtp_basis.h"
+#include "spec_words.h"
 
 namespace mlipc {
 
@@ -33,12 +34,12 @@ void MtpModel::default_params(double* x) const {
     // f_mu = Q_mu / (max_dist - min_dist)^2, so |f_mu| <= scaling on [min_dist, max_dist]:
     // moments of a few dozen neighbours stay O(1-10) and the fit starts well conditioned
     // (unit coefficients make the initial energies ~1e3 eV/atom and L-BFGS stalls).
-    const double c0 = 1.0 / ((max_dist - min_dist) * (max_dist - min_dist));
+    const double c0 = unit_radial_coeff(radial);
     for (size_t p = 0; p < n_params(); ++p) x[p] = 0.0;
     for (int pair = 0; pair < species_count * species_count; ++pair)
         for (int mu = 0; mu < radial_funcs_count; ++mu)
-            if (mu < radial_basis_size)
-                x[(size_t(pair) * radial_funcs_count + mu) * radial_basis_size + mu] = c0;
+            if (mu < radial.size)
+                x[(size_t(pair) * radial_funcs_count + mu) * radial.size + mu] = c0;
 }
 
 void MtpModel::resize_coeffs_to_defaults() {
@@ -53,12 +54,8 @@ void MtpModel::resize_coeffs_to_defaults() {
 void MtpModel::check() const {
     auto fail = [](const std::string& m) { throw format_error(m); };
     if (species_count < 1) fail("species_count must be >= 1");
-    if (radial_basis_size < 2) fail("radial_basis_size must be >= 2");
+    if (const std::string why = radial_basis_problem(radial); !why.empty()) fail(why);
     if (radial_funcs_count < 1) fail("radial_funcs_count must be >= 1");
-    if (!(min_dist >= 0.0) || !(max_dist > min_dist))
-        fail("need 0 <= min_dist < max_dist (got min_dist=" + std::to_string(min_dist) +
-             ", max_dist=" + std::to_string(max_dist) + ")");
-    if (!std::isfinite(scaling)) fail("scaling is not finite");
     const int nb = int(alpha_index_basic.size());
     if (alpha_moments_count < nb) fail("alpha_moments_count < alpha_index_basic_count");
     for (size_t q = 0; q < alpha_index_basic.size(); ++q) {
@@ -220,14 +217,14 @@ MtpModel read_mtp(const std::string& path) {
 
     if (kv.count("version")) m.version = kv["version"];
     if (kv.count("potential_name")) m.potential_name = kv["potential_name"];
-    if (kv.count("scaling")) m.scaling = num("scaling");
+    if (kv.count("scaling")) m.radial.scaling = num("scaling");
     if (need("radial_basis_type") != "RBChebyshev")
         throw format_error(where("radial_basis_type") + ": only RBChebyshev is supported, got '" +
                            kv["radial_basis_type"] + "'");
     m.species_count = integer("species_count");
-    m.min_dist = num("min_dist");
-    m.max_dist = num("max_dist");
-    m.radial_basis_size = integer("radial_basis_size");
+    m.radial.min_dist = num("min_dist");
+    m.radial.max_dist = num("max_dist");
+    m.radial.size = integer("radial_basis_size");
     m.radial_funcs_count = integer("radial_funcs_count");
     m.alpha_moments_count = integer("alpha_moments_count");
     m.alpha_index_basic = quads(parse_numbers(need("alpha_index_basic"), where("alpha_index_basic")),
@@ -312,16 +309,16 @@ void write_mtp(const MtpModel& m, const std::string& path) {
     o << "MTP\n"
       << "version = " << m.version << "\n"
       << "potential_name = " << m.potential_name << "\n"
-      << "scaling = " << fmt(m.scaling) << "\n"
+      << "scaling = " << fmt(m.radial.scaling) << "\n"
       << "species_count = " << m.species_count << "\n"
       << "potential_tag = \n"
       << "radial_basis_type = RBChebyshev\n"
-      << "\tmin_dist = " << fmt(m.min_dist) << "\n"
-      << "\tmax_dist = " << fmt(m.max_dist) << "\n"
-      << "\tradial_basis_size = " << m.radial_basis_size << "\n"
+      << "\tmin_dist = " << fmt(m.radial.min_dist) << "\n"
+      << "\tmax_dist = " << fmt(m.radial.max_dist) << "\n"
+      << "\tradial_basis_size = " << m.radial.size << "\n"
       << "\tradial_funcs_count = " << m.radial_funcs_count << "\n"
       << "\tradial_coeffs\n";
-    const int nrb = m.radial_basis_size, nmu = m.radial_funcs_count;
+    const int nrb = m.radial.size, nmu = m.radial_funcs_count;
     for (int ti = 0; ti < m.species_count; ++ti)
         for (int tj = 0; tj < m.species_count; ++tj) {
             o << "\t\t" << ti << "-" << tj << "\n";
@@ -348,47 +345,18 @@ void write_mtp(const MtpModel& m, const std::string& path) {
 // ---------------------------------------------------------------- spec strings
 
 MtpModel mtp_from_spec(const std::string& spec) {
-    std::istringstream in(spec);
-    std::string kind;
-    in >> kind;
-    if (kind != "mtp")
-        throw format_error("potential spec must start with 'mtp', got '" + kind + "' in '" + spec + "'");
-    std::map<std::string, std::string> kv;
-    for (std::string w; in >> w;) {
-        size_t eq = w.find('=');
-        if (eq == std::string::npos || eq == 0 || eq + 1 == w.size())
-            throw format_error("potential spec: expected key=value, got '" + w + "'");
-        kv[w.substr(0, eq)] = w.substr(eq + 1);
-    }
-    static const char* known[] = {"level", "template", "species", "min_dist", "max_dist",
-                                  "radial_basis_size", "radial_funcs_count", "scaling"};
-    for (const auto& [k, v] : kv) {
-        bool ok = false;
-        for (const char* q : known) ok |= (k == q);
-        if (!ok) throw format_error("potential spec: unknown key '" + k + "' (known: level, template, species, "
-                                    "min_dist, max_dist, radial_basis_size, radial_funcs_count, scaling)");
-    }
-    auto as_double = [&](const std::string& k) {
-        char* end = nullptr;
-        double v = std::strtod(kv[k].c_str(), &end);
-        if (*end || !std::isfinite(v)) throw format_error("potential spec: '" + k + "=" + kv[k] + "' is not a number");
-        return v;
-    };
-    auto as_int = [&](const std::string& k) {
-        double v = as_double(k);
-        if (v != std::floor(v)) throw format_error("potential spec: '" + k + "=" + kv[k] + "' is not an integer");
-        return int(v);
-    };
-    if (kv.count("level") == kv.count("template"))
+    const SpecWords kv(spec, "mtp", {"level", "template", "species", "min_dist", "max_dist", "radial_basis_size",
+                                     "radial_funcs_count", "scaling"});
+    if (kv.has("level") == kv.has("template"))
         throw format_error("potential spec: give exactly one of level=N or template=PATH");
 
     MtpModel m;
-    if (kv.count("template")) {
-        m = read_mtp(kv["template"]);
+    if (kv.has("template")) {
+        m = read_mtp(kv.text("template"));
     } else {
         MtpBasis b;
         try {
-            b = generate_mtp_basis(as_int("level"));
+            b = generate_mtp_basis(kv.integer("level"));
         } catch (const std::invalid_argument& e) {
             throw format_error(std::string("potential spec: ") + e.what());
         }
@@ -399,12 +367,12 @@ MtpModel mtp_from_spec(const std::string& spec) {
         m.alpha_moment_mapping = b.alpha_moment_mapping;
         m.alpha_moments_count = b.alpha_moments_count;
     }
-    if (kv.count("species")) m.species_count = as_int("species");
-    if (kv.count("min_dist")) m.min_dist = as_double("min_dist");
-    if (kv.count("max_dist")) m.max_dist = as_double("max_dist");
-    if (kv.count("radial_basis_size")) m.radial_basis_size = as_int("radial_basis_size");
-    if (kv.count("radial_funcs_count")) m.radial_funcs_count = as_int("radial_funcs_count");
-    if (kv.count("scaling")) m.scaling = as_double("scaling");
+    if (kv.has("species")) m.species_count = kv.integer("species");
+    if (kv.has("min_dist")) m.radial.min_dist = kv.number("min_dist");
+    if (kv.has("max_dist")) m.radial.max_dist = kv.number("max_dist");
+    if (kv.has("radial_basis_size")) m.radial.size = kv.integer("radial_basis_size");
+    if (kv.has("radial_funcs_count")) m.radial_funcs_count = kv.integer("radial_funcs_count");
+    if (kv.has("scaling")) m.radial.scaling = kv.number("scaling");
     m.resize_coeffs_to_defaults();
     m.check();
     return m;
@@ -414,9 +382,9 @@ std::string mtp_info_json(const MtpModel& m) {
     std::ostringstream o;
     const size_t nr = m.n_radial(), ns = m.species_count, nm = m.moment_coeffs.size();
     o << "{\"kind\": \"mtp\", \"level\": " << (m.level ? std::to_string(m.level) : "null")
-      << ", \"species_count\": " << m.species_count << ", \"cutoff\": " << fmt(m.max_dist)
-      << ", \"min_dist\": " << fmt(m.min_dist) << ", \"max_dist\": " << fmt(m.max_dist)
-      << ", \"scaling\": " << fmt(m.scaling) << ", \"radial_basis_size\": " << m.radial_basis_size
+      << ", \"species_count\": " << m.species_count << ", \"cutoff\": " << fmt(m.radial.max_dist)
+      << ", \"min_dist\": " << fmt(m.radial.min_dist) << ", \"max_dist\": " << fmt(m.radial.max_dist)
+      << ", \"scaling\": " << fmt(m.radial.scaling) << ", \"radial_basis_size\": " << m.radial.size
       << ", \"radial_funcs_count\": " << m.radial_funcs_count
       << ", \"alpha_moments_count\": " << m.alpha_moments_count
       << ", \"alpha_index_basic_count\": " << m.alpha_index_basic.size()

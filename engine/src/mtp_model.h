@@ -17,15 +17,14 @@
 #include <string>
 #include <vector>
 
+#include "radial_basis.h"
+
 namespace mlipc {
 
 struct MtpModel {
     int species_count = 1;
-    int radial_basis_size = 8;
+    RadialBasis radial;  // RBChebyshev: size, min_dist, max_dist (the cutoff), scaling
     int radial_funcs_count = 1;
-    double min_dist = 2.0;
-    double max_dist = 5.0;
-    double scaling = 1.0;
     int level = 0;  // 0 when unknown (a potential read from a file)
     std::string potential_name = "MTP1m";
     std::string version = "1.1.0";
@@ -40,7 +39,7 @@ struct MtpModel {
     std::vector<double> moment_coeffs;   // size alpha_scalar_moments
 
     size_t n_radial() const {
-        return size_t(species_count) * species_count * radial_funcs_count * radial_basis_size;
+        return size_t(species_count) * species_count * radial_funcs_count * radial.size;
     }
     size_t n_params() const {
         return n_radial() + size_t(species_count) + alpha_moment_mapping.size();

@@ -57,8 +57,16 @@ class EngineNumericError(EngineError, FloatingPointError):
     """MLIPC_ERR_NUMERIC: a non-finite value where a finite one is required."""
 
 
+class EngineUnsupportedError(EngineError, NotImplementedError):
+    """MLIPC_ERR_UNSUPPORTED: a valid request this implementation or potential kind
+    cannot serve (e.g. mlipc_linear_system for an ETN)."""
+
+
 _ERRORS = {1: EngineArgumentError, 2: EngineIOError, 3: EngineFormatError,
-           4: EngineDataError, 5: EngineNumericError}
+           4: EngineDataError, 5: EngineNumericError, 7: EngineUnsupportedError}
+
+# File formats of each potential kind, by extension (what Potential.save accepts).
+SUFFIXES = {"mtp": (".mtp", ".almtp"), "etn": (".json",)}
 
 
 def default_library_path() -> Path:
@@ -172,13 +180,15 @@ class Engine:
 
     # ---------------------------------------------------------------- potentials
     def load_potential(self, path: str | os.PathLike) -> "Potential":
-        """Read an MLIP `.mtp` / `.almtp` file (a template gets the engine's default coefficients)."""
+        """Read a potential file: MLIP's `.mtp` / `.almtp` (a template gets the engine's
+        default coefficients) or an ETN JSON file (engine/README.md, "ETN file format")."""
         h = ctypes.c_void_p()
         self.check(self.lib.mlipc_potential_load(str(path).encode(), ctypes.byref(h)))
         return Potential(self, h)
 
     def potential_from_spec(self, spec: str) -> "Potential":
-        """Create a potential from a spec such as ``"mtp level=16 species=2 max_dist=5.0"``."""
+        """Create a potential from a spec such as ``"mtp level=16 species=2 max_dist=5.0"``
+        or ``"etn species=2 lmax=2 shape=1;6;3 ranks=1;1"`` (engine/README.md)."""
         h = ctypes.c_void_p()
         self.check(self.lib.mlipc_potential_from_spec(spec.encode(), ctypes.byref(h)))
         return Potential(self, h)
@@ -242,7 +252,8 @@ class Engine:
         groups["moment"].stop]``, S + alpha_scalar_moments values).  Returns ``A``
         (n_lin, n_lin) symmetric, ``b`` (n_lin,), ``r0`` (float, the loss at c = 0), summed
         over configurations `idx` (None: all) with per-configuration ``weights`` (n_cfg, 3)
-        as in loss_grad.  Minimising over c: solve ``A c = b``."""
+        as in loss_grad.  Minimising over c: solve ``A c = b``.  An ETN has no such block:
+        EngineUnsupportedError."""
         self._require("mlipc_linear_system")
         w = _as(weights, np.float64)
         if w.shape != (ds.n_configs, 3):
@@ -311,7 +322,8 @@ class Potential:
         return x
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write an MLIP potential file; format by extension (.mtp, .almtp)."""
+        """Write the potential's file; format by extension: an MTP as .mtp or .almtp
+        (MLIP's formats), an ETN as .json (``SUFFIXES``)."""
         self.engine.check(self.engine.lib.mlipc_potential_save(self.handle, str(path).encode()))
 
     def info(self) -> dict:
@@ -333,21 +345,35 @@ class Potential:
         self.engine.check(self.engine.lib.mlipc_potential_set_scalar(self.handle, name.encode(), float(value)))
 
     @property
+    def kind(self) -> str:
+        """The potential's kind: "mtp" or "etn"."""
+        return self.info()["kind"]
+
+    @property
     def cutoff(self) -> float:
         """Cutoff radius (max_dist), Angstrom."""
         return self.get_scalar("max_dist")
 
     def groups(self) -> dict[str, slice]:
-        """Parameter groups (name -> slice of the flat vector): "radial", then "species"
-        and "moment", the linear parameters."""
+        """Parameter groups (name -> slice of the flat vector) in vector order: for an MTP
+        "radial", "species", "moment"; for an ETN "radial", "core1" .. "coreK-1",
+        "species", "coreK"."""
         return {g["name"]: slice(g["offset"], g["offset"] + g["size"]) for g in self.info()["groups"]}
 
     @property
     def linear_slice(self) -> slice:
         """The parameters the energy is linear in, species then moment coefficients: the
-        trailing block of the vector, the ``c`` of :meth:`Engine.linear_system`."""
+        trailing block of the vector, the ``c`` of :meth:`Engine.linear_system`.
+        ValueError for a potential without one (an ETN: ``info()["linear_groups"]`` is
+        empty), since the methods that solve for it cannot run there."""
+        info = self.info()
+        names = info.get("linear_groups", [])
+        if not names:
+            raise ValueError(f"the {info['kind']} potential has no linear parameter block for "
+                             "mlipc_linear_system (its info()['linear_groups'] is empty): methods that "
+                             "solve for linear coefficients (varpro, alternating) need an MTP")
         g = self.groups()
-        return slice(g["species"].start, g["moment"].stop)
+        return slice(g[names[0]].start, g[names[-1]].stop)
 
 
 class Dataset:

@@ -3,7 +3,7 @@ users can check the embedded engine against MLIP by themselves.
 
     optbench efs POT CONFIGS -o OUT.cfg       energies, forces, stress (mlp calculate_efs)
     optbench errors POT CONFIGS [--json]      error report (mlp check_errors)
-    optbench template LEVEL --species N -o F  an untrained MTP of level N
+    optbench template MODEL --species N -o F  an untrained MTP of a level, or any spec ("etn shape=1;6;3")
     optbench info POT                         the potential's settings and parameter groups
     optbench train POT DATA --optimizer NAME  one training run with any optimizer (mlp train)
     optbench optimizers                       the optimizers, their hyperparameters and defaults
@@ -80,17 +80,43 @@ def cmd_errors(args) -> int:
     return 0
 
 
+def _template_spec(args) -> str:
+    """The spec of `optbench template`: an MTP level ("16") or a spec ("mtp level=16",
+    "etn shape=1;6;3 ranks=1;1"), completed by the command's species and radial options
+    where the spec does not set them."""
+    text = args.model.strip()
+    if text.isdigit():
+        text = f"mtp level={text}"
+    elif text.split()[0] not in ("mtp", "etn"):
+        raise ValueError(f"model {args.model!r}: give an MTP level (e.g. 16) or a spec starting with 'mtp' or 'etn'")
+    for key, value in (("species", args.species), ("min_dist", args.min_dist), ("max_dist", args.max_dist),
+                       ("radial_basis_size", args.radial_basis_size)):
+        if f"{key}=" not in text:
+            text += f" {key}={value}"
+    return text
+
+
 def cmd_template(args) -> int:
-    """Write an untrained MTP of the given level (engine-generated basis)."""
-    eng = _engine(args)
-    spec = (f"mtp level={args.level} species={args.species} min_dist={args.min_dist} "
-            f"max_dist={args.max_dist} radial_basis_size={args.radial_basis_size}")
-    pot = eng.potential_from_spec(spec)
-    pot.save(args.output)
+    """Write an untrained potential: an MTP of a level (engine-generated basis) or any spec."""
+    pot = _engine(args).potential_from_spec(_template_spec(args))
     info = pot.info()
-    print(f"wrote level-{args.level} MTP ({info['species_count']} species, {info['n_params']} parameters, "
-          f"{info['alpha_scalar_moments']} basis functions) to {args.output}", file=sys.stderr)
+    _check_suffix(args.output, info["kind"])
+    pot.save(args.output)
+    if info["kind"] == "mtp":
+        what = (f"level-{info['level']} MTP ({info['species_count']} species, {info['n_params']} parameters, "
+                f"{info['alpha_scalar_moments']} basis functions)")
+    else:
+        what = (f"ETN (shape {info['shape']}, ranks {info['ranks']}, lmax {info['lmax']}, "
+                f"{info['species_count']} species, {info['n_params']} parameters)")
+    print(f"wrote an untrained {what} to {args.output}", file=sys.stderr)
     return 0
+
+
+def _check_suffix(path, kind: str) -> None:
+    """ValueError unless `path` has an extension a potential of `kind` is saved in."""
+    from optbench.adapters.capi import SUFFIXES
+    if not str(path).endswith(SUFFIXES[kind]):
+        raise ValueError(f"{path}: {kind.upper()} potentials are saved as {' or '.join(SUFFIXES[kind])}")
 
 
 def cmd_info(args) -> int:
@@ -124,14 +150,15 @@ def _parse_hyper(items: list[str]) -> dict:
 
 
 def _potential(eng, text: str, n_species: int):
-    """A potential from a file, or from a spec ("mtp level=8"; species filled in)."""
+    """A potential from a file, or from a spec ("mtp level=8", "etn shape=1;6;3";
+    species filled in)."""
     from pathlib import Path
     if Path(text).is_file():
         return eng.load_potential(text)
-    if text.startswith("mtp "):
+    if text.startswith(("mtp ", "etn ")) or text in ("mtp", "etn"):
         spec = text if "species=" in text else f"{text} species={n_species}"
         return eng.potential_from_spec(spec)
-    raise ValueError(f"potential {text!r}: no such file, and not a spec such as 'mtp level=8'")
+    raise ValueError(f"potential {text!r}: no such file, and not a spec such as 'mtp level=8' or 'etn shape=1;6;3'")
 
 
 def _train_objective(args, data, train_set, valid, weights):
@@ -153,6 +180,8 @@ def _train_objective(args, data, train_set, valid, weights):
     eng = _engine(args)
     n_species = max(int(c.types.max()) for c in data.configs) + 1
     pot = _potential(eng, args.potential, n_species)
+    if engine == "embedded":
+        _check_suffix(args.save_to, pot.kind)  # before training, not after
     if engine == "mlp-cli":
         from optbench.adapters.mlip4_cli import find_mlp
         if args.optimizer != "native":
@@ -325,10 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.set_defaults(func=cmd_errors)
 
-    sp = sub.add_parser("template", help="write an untrained MTP of a given level")
-    sp.add_argument("level", type=int, help="MTP level, even, 2..28")
+    sp = sub.add_parser("template", help="write an untrained MTP of a given level, or an untrained potential of a spec")
+    sp.add_argument("model", help="MTP level (even, 2..28), or a spec: 'mtp level=16 ...', "
+                    "'etn shape=1;6;3 ranks=1;1 lmax=2 ...' (engine/README.md)")
     sp.add_argument("--species", type=int, required=True, help="number of species")
-    sp.add_argument("-o", "--output", required=True, help="output file (.mtp or .almtp)")
+    sp.add_argument("-o", "--output", required=True, help="output file (.mtp or .almtp for an MTP, .json for an ETN)")
     sp.add_argument("--min-dist", type=float, default=2.0, help="radial basis min_dist, A (default 2.0)")
     sp.add_argument("--max-dist", type=float, default=5.0, help="cutoff, A (default 5.0)")
     sp.add_argument("--radial-basis-size", type=int, default=8, help="Chebyshev basis size (default 8)")
@@ -341,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_info)
 
     sp = sub.add_parser("train", help="one training run with any optimizer (like mlp train)")
-    sp.add_argument("potential", help="initial potential: .mtp/.almtp file or a spec such as 'mtp level=8'")
+    sp.add_argument("potential", help="initial potential: .mtp/.almtp/.json file or a spec such as 'mtp level=8' "
+                    "or 'etn shape=1;6;3 ranks=1;1'")
     sp.add_argument("configs", help="training data")
     sp.add_argument("--optimizer", required=True, help="name from `optbench optimizers`")
     sp.add_argument("--hyper", nargs="*", metavar="NAME=VALUE", help="hyperparameters of the optimizer")
@@ -362,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--keep", choices=["best", "last"], default="best",
                     help="save the best-validation or the last parameters (default best)")
     sp.add_argument("--save-to", required=True,
-                    help="output potential (.mtp or .almtp; MLIP-4 .json with --engine mlip4 or its capi library)")
+                    help="output potential: .mtp or .almtp for an MTP, .json for an ETN and for MLIP-4 "
+                         "(--engine mlip4, or its capi library)")
     sp.add_argument("--json", help="write the run's record (status, metrics, timings, history) here")
     sp.add_argument("--mlp", metavar="PATH", help="MLIP's mlp binary for --optimizer native / --engine mlp-cli "
                     "(default: $OPTBENCH_MLP, then mlp on PATH)")

@@ -168,25 +168,28 @@ class EngineObjective:
         return loss / len(self.valid)
 
     @property
+    def kind(self) -> str:
+        """The potential's kind, "mtp" or "etn"."""
+        return self.potential.kind
+
+    @property
     def linear_slice(self) -> slice:
         """The parameters the energy is linear in (species then moment coefficients),
-        the last block of the vector. ValueError when the potential has none (a model or
-        library without MTP's linear groups)."""
-        g = self.potential.groups()
-        if "species" not in g or "moment" not in g:
-            raise ValueError("this potential has no linear parameter groups (species, moment): the separable "
-                             "optimizers (varpro, alternating) need an MTP on an engine with mlipc_linear_system")
-        return slice(g["species"].start, g["moment"].stop)
+        the last block of the vector; ValueError for a potential without one (ETN)."""
+        return self.potential.linear_slice
 
     @property
     def potential_suffix(self) -> str:
-        """The file extension this Objective's potentials are saved with: ".json" for a
-        library that writes MLIP-4 JSON (mlip4_patches), ".almtp" otherwise."""
-        return ".json" if self.potential.info().get("engine") == "MLIP-4" else ".almtp"
+        """The file extension this Objective's potentials are saved with: ".json" for an
+        ETN and for a library that writes MLIP-4 JSON (mlip4_patches), ".almtp" otherwise."""
+        info = self.potential.info()
+        return ".json" if info.get("kind") == "etn" or info.get("engine") == "MLIP-4" else ".almtp"
 
     def linear_system(self, x: np.ndarray, batch: np.ndarray | None = None):
         """Normal equations (A, b, r0) of the loss in the linear parameters at x's radial
-        coefficients, so that the mean loss over the batch is c^T A c - 2 b^T c + r0."""
+        coefficients, so that the mean loss over the batch is c^T A c - 2 b^T c + r0.
+        ValueError for a potential without a linear block (ETN)."""
+        self.linear_slice  # noqa: B018 - raises the clear error before the engine's
         self._set(x)
         n = self.n_train if batch is None else len(batch)
         idx = None if batch is None else np.asarray(batch, dtype=np.int64)
@@ -234,6 +237,7 @@ class EngineObjective:
         return other.get_params()
 
     def save(self, x: np.ndarray, path: str | os.PathLike) -> None:
-        """Write the potential with parameters x as an MLIP file (.mtp or .almtp)."""
+        """Write the potential with parameters x: an MTP as an MLIP file (.mtp or .almtp),
+        an ETN as JSON (.json)."""
         self._set(x)
         self.potential.save(path)

@@ -51,6 +51,10 @@ def _run_native(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
     from ..train import StopRun
 
     h = REGISTRY["native"].check(hyper)
+    objective = tracker.objective
+    if getattr(objective, "kind", "mtp") != "mtp":
+        raise ValueError(f"the native optimizer runs MLIP's mlp train, which trains MTP potentials (.mtp/.almtp); "
+                         f"this objective's potential is an {objective.kind.upper()}")
     try:
         # An engine = "mlp-cli" model names its program; the hyperparameter overrides it.
         mlp = mlip4_cli.find_mlp(h["mlp"] or getattr(tracker.objective, "mlp", None))
@@ -58,7 +62,6 @@ def _run_native(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
         raise ValueError(str(err)) from None  # a setting to fix, not an optimizer failure
     if h["format"] not in ("almtp", "mtp"):
         raise ValueError(f"format must be 'almtp' (MLIP-3) or 'mtp' (MLIP-2), got {h['format']!r}")
-    objective = tracker.objective
     for needed in ("train", "weights", "save", "load_potential_file"):
         if not hasattr(objective, needed):
             raise ValueError(f"the native optimizer needs an Objective with '{needed}' (the embedded engine's)")
