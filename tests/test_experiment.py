@@ -275,7 +275,7 @@ def test_quick_experiment_loads():
 
 
 @requires_shared
-@pytest.mark.parametrize("name", ["task1", "task4", "task5", "task6"])
+@pytest.mark.parametrize("name", ["task1", "task1_etn", "task4", "task5", "task6"])
 def test_study_experiments_load(name):
     """The study's blocks load against the real data in ../shared/datasets (file data
     exists, every setting is accepted, the baseline resolves)."""
@@ -286,11 +286,24 @@ def test_study_experiments_load(name):
         r.train_settings()
 
 
+def test_etn_model_dict_and_spec(tmp_path):
+    """An ETN model table becomes {"kind": "etn", "shape", "ranks", "lmax", radial basis,
+    "engine"}; ranks default to 1 per bond; the engine spec built from it gives the
+    documented parameter count (660 for [[1],[6],[3]], ranks [[1],[1]], 2 species)."""
+    from optbench.harness.engines import etn_spec, load_engine
+
+    exp = load(tmp_path, HEAD.replace("level = 8", 'kind = "etn"\nshape = [[1], [6], [3]]\nlmax = 2') + ADAM)
+    model = exp.runs[0].model
+    assert model == {"kind": "etn", "shape": [[1], [6], [3]], "ranks": [[1], [1]], "lmax": 2, "min_dist": 2.0,
+                     "max_dist": 5.0, "engine": "embedded"}
+    assert load_engine().potential_from_spec(etn_spec(model, n_species=2)).n_params == 660
+
+
 def test_every_shipped_experiment_is_tested():
     """No experiment file ships without a load test (mlp_cli_compare: tests/test_native.py
     runs it with a stand-in mlp)."""
-    assert sorted(p.stem for p in EXPERIMENTS.glob("*.toml")) == ["mlp_cli_compare", "quick", "task1", "task4",
-                                                                  "task5", "task6"]
+    assert sorted(p.stem for p in EXPERIMENTS.glob("*.toml")) == ["mlp_cli_compare", "quick", "task1", "task1_etn",
+                                                                  "task4", "task5", "task6"]
 
 
 # ------------------------------------------------------------------- malformed files
@@ -329,8 +342,8 @@ MALFORMED = [
     ("list left open at the end", HEAD + ADAM + "lr = [0.1,  # <-\n", "TOML syntax"),
     ("grid in the default budget", HEAD.replace("seconds = 5", "seconds = [5, 10]  # <-") + ADAM,
      "budget.seconds: the default budget takes one value"),
-    ("unknown model kind", HEAD.replace("level = 8", 'level = 8\nkind = "etn"  # <-') + ADAM,
-     "models.m.kind: unknown model kind 'etn'; known: mtp"),
+    ("unknown model kind", HEAD.replace("level = 8", 'level = 8\nkind = "ace"  # <-') + ADAM,
+     "models.m.kind: unknown model kind 'ace'; known: mtp, etn"),
     ("unknown engine", HEAD.replace("level = 8", 'level = 8\nengine = "mlip5"  # <-') + ADAM,
      "models.m.engine: unknown engine 'mlip5'"),
     ("level not an integer", HEAD.replace("level = 8", "level = 8.5  # <-") + ADAM,
@@ -370,6 +383,16 @@ MALFORMED = [
      HEAD.replace("seeds = 2", 'description = """\nlr = 1\n[[optimizers]]\n"""\nseeds = 2')
      + ADAM + 'lr = [\n  0.1,  # a comment ]\n  0.2,\n]\nclip = "x"  # <-\n',
      "optimizers[0].clip: expected a finite number"),
+    ("etn shape not lists", HEAD.replace("level = 8", 'kind = "etn"\nshape = [1, 6, 3]  # <-') + ADAM,
+     "models.m.shape: expected a list of lists of integers"),
+    ("etn with a level", HEAD.replace("level = 8", 'kind = "etn"\nlevel = 8  # <-\nshape = [[1], [6], [3]]') + ADAM,
+     "models.m.level: level describes an MTP"),
+    ("etn ranks count", HEAD.replace("level = 8", 'kind = "etn"\nshape = [[1], [6], [3]]\nranks = [[1]]  # <-')
+     + ADAM, "models.m.ranks: 3 cores need 2 ranks lists, got 1"),
+    ("etn shape the engine refuses", HEAD.replace("level = 8", 'kind = "etn"\nlmax = 1\nshape = [[1], [6, 4, 2], [3]]  # <-')
+     + ADAM, "models.m.shape: not a valid ETN"),
+    ("shape on an mtp", HEAD.replace("level = 8", 'level = 8\nshape = [[1], [6], [3]]  # <-') + ADAM,
+     "models.m.shape: shape describes an ETN"),
 ]
 
 

@@ -243,3 +243,22 @@ def test_cli_validate_run_report_export(tmp_path, capsys):
     assert main(["run", str(exp)]) == 2
     err = capsys.readouterr().err
     assert "tiny.toml:23: optimizers[1].name" in err and "adma" in err
+
+
+def test_etn_runs_are_stored_with_json_potentials(tmp_path):
+    """An ETN model in a sweep: trained by BFGS and Adam, stored like any run, its
+    potentials saved as the engine's ETN JSON (.json), which the engine loads back."""
+    from optbench.adapters.capi import Engine
+
+    etn = {"kind": "etn", "shape": [[1], [3], [2]], "ranks": [[1], [1]], "lmax": 1, "min_dist": 2.0,
+           "max_dist": 5.0, "engine": "embedded"}
+    runs = [RunSpec("t", "etn", etn, "agpd", DATA, WEIGHTS, opt, opt,
+                    {"budget": "epochs=4", "seed": 0, "init_interval": 0.01,
+                     **({"lr": 0.01, "batch_size": 8} if opt == "adam" else {})})
+            for opt in ("bfgs", "adam")]
+    summary = run_experiment(Sweep("t", tmp_path / "s.sqlite", runs), workers=1, quiet=True)
+    assert summary.ran == {"budget": 2}
+    frame = Store(tmp_path / "s.sqlite").runs_frame()
+    for path in frame["potential_path"]:
+        assert path.endswith(".json")
+        assert Engine().load_potential(path).info()["kind"] == "etn"

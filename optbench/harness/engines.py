@@ -51,12 +51,33 @@ def n_species_of(train: DataSet, valid: DataSet | None) -> int:
     return 1 + max(int(c.types.max()) for d in sets for c in d.configs)
 
 
+def _lists(lists: list[list[int]]) -> str:
+    return "[" + ",".join("[" + ",".join(str(int(v)) for v in row) + "]" for row in lists) + "]"
+
+
+def etn_spec(model: dict, n_species: int) -> str:
+    """The engine's spec string of an ETN model dict (shape, ranks, lmax, radial basis)
+    for `n_species` species, in the study's list notation (engine/README.md, "ETN")."""
+    words = ["etn", f"species={n_species}", f"shape={_lists(model['shape'])}", f"ranks={_lists(model['ranks'])}"]
+    for key in ("lmax", "radial_basis_size", "min_dist", "max_dist"):
+        if model.get(key) is not None:
+            words.append(f"{key}={model[key]}")
+    return " ".join(words)
+
+
 def build_potential(engine, model: dict, n_species: int):
-    """The untrained C-ABI potential a model dict describes (MTP level or template file),
-    for `n_species` species."""
+    """The untrained C-ABI potential a model dict describes (MTP level or template file,
+    ETN shape and ranks, or an ETN JSON file), for `n_species` species."""
     kind = model.get("kind", "mtp")
-    if kind != "mtp":
-        raise ValueError(f"model kind {kind!r} is not available in this version (use 'mtp')")
+    if kind not in ("mtp", "etn"):
+        raise ValueError(f"model kind {kind!r}: expected 'mtp' or 'etn'")
+    if kind == "etn":
+        if model.get("template"):
+            pot = engine.load_potential(model["template"])
+            if pot.info()["species_count"] != n_species:
+                raise ValueError(f"{model['template']}: {pot.info()['species_count']} species, the data have {n_species}")
+            return pot
+        return engine.potential_from_spec(etn_spec(model, n_species))
     words = [kind]
     if model.get("template"):
         if any(ch.isspace() for ch in str(model["template"])):

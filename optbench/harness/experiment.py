@@ -49,12 +49,19 @@ Top level
     At least one; required unless every [[optimizers]] entry has its own.
 
 [models.LABEL]    one table per model; LABEL ([A-Za-z0-9_.-]+) names it in tables
-    kind      "mtp" (default; the only kind so far).
+    kind      "mtp" (default) or "etn".
     level     MTP level: an even integer 2 .. 28; or
-    template  an .mtp/.almtp file (path) to start from; exactly one of level, template.
-    min_dist  radial basis inner cutoff, Angstrom (level only; default 2.0).
-    max_dist  radial basis outer cutoff, Angstrom (level only; default 5.0; > min_dist).
-    radial_basis_size  Chebyshev radial basis functions (level only; integer >= 2;
+    template  an .mtp/.almtp file (path) to start from (for an ETN: the engine's ETN
+              JSON); exactly one of level, template for an MTP.
+    shape     ETN only: one list per core of radial channels per angular order l (one
+              entry for all l, or lmax + 1 entries), e.g. [[1], [6], [3]].
+    ranks     ETN only: one list per internal bond (cores - 1), default [[1], ...].
+    lmax      ETN only: the largest angular order (default: from the lists, else 2).
+              engine/README.md ("ETN") defines the model; the file is checked by
+              building it with the embedded engine.
+    min_dist  radial basis inner cutoff, Angstrom (level or shape only; default 2.0).
+    max_dist  radial basis outer cutoff, Angstrom (level or shape only; default 5.0).
+    radial_basis_size  Chebyshev radial basis functions (level or shape only; >= 2;
               default: the engine's, 8).
     engine    "embedded" (default, the built-in engine), "capi" (a library implementing
               engine/include/mlipc.h: give ``lib`` = its path), "mlip4" (MLIP-4's Python
@@ -145,7 +152,7 @@ _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _VARIABLE_USE = re.compile(r"\$\{([^}]*)\}")
 MTP_LEVELS = range(2, 29, 2)
 ENGINES = ("embedded", "capi", "mlip4", "mlp-cli")
-MODEL_KINDS = ("mtp",)
+MODEL_KINDS = ("mtp", "etn")
 DATA_FORMATS = ("cfg", "mlip4", "pymatgen", "extxyz")
 _FORMAT_BY_SUFFIX = (".cfg", ".xyz", ".extxyz", ".json")
 # Settings the optimizers without steps (DriverEntry with uses_lr False) never read.
@@ -407,7 +414,8 @@ def _default_budget(ctx: _Context, raw: Any) -> str | None:
 
 
 _MODEL_KEYS = ("kind", "level", "template", "min_dist", "max_dist", "radial_basis_size", "engine", "lib", "mlp",
-               "module")
+               "module", "shape", "ranks", "lmax")
+_ETN_ONLY = ("shape", "ranks", "lmax")
 
 
 def _model(ctx: _Context, label: str, raw: Any) -> dict[str, Any]:
@@ -418,9 +426,13 @@ def _model(ctx: _Context, label: str, raw: Any) -> dict[str, Any]:
     _check_keys(ctx, path, t, _MODEL_KEYS)
     kind = _string(ctx, path + ("kind",), t.get("kind", "mtp"))
     if kind not in MODEL_KINDS:
-        raise ctx.error(path + ("kind",), f"unknown model kind {kind!r}; known: {', '.join(MODEL_KINDS)} "
-                                          "(ETN comes with the ETN engine)")
+        raise ctx.error(path + ("kind",), f"unknown model kind {kind!r}; known: {', '.join(MODEL_KINDS)}")
     model: dict[str, Any] = {"kind": kind}
+    if kind == "etn":
+        return _etn_model(ctx, path, t, model)
+    for key in _ETN_ONLY:
+        if key in t:
+            raise ctx.error(path + (key,), f"{key} describes an ETN (kind = \"etn\"), not an MTP")
     if _exactly_one(ctx, path, t, "level", "template") == "level":
         level = _integer(ctx, path + ("level",), t["level"])
         if level not in MTP_LEVELS:
@@ -428,13 +440,56 @@ def _model(ctx: _Context, label: str, raw: Any) -> dict[str, Any]:
         model["level"] = level
         model.update(_cutoffs(ctx, path, t))
     else:
-        for key in ("min_dist", "max_dist", "radial_basis_size"):
-            if key in t:
-                raise ctx.error(path + (key,), "a template carries its own radial basis; give min_dist, "
-                                               "max_dist and radial_basis_size with level only")
-        model["template"] = _existing_file(ctx, path + ("template",), t["template"], "template")
+        _template(ctx, path, t, model, ("min_dist", "max_dist", "radial_basis_size"))
     model.update(_engine(ctx, path, t))
     return model
+
+
+def _template(ctx: _Context, path: KeyPath, t: dict, model: dict, excluded: tuple[str, ...]) -> None:
+    """model["template"] from t, refusing the settings a template file carries itself."""
+    for key in excluded:
+        if key in t:
+            raise ctx.error(path + (key,), f"a template carries its own settings; give {', '.join(excluded)} "
+                                           "without one")
+    model["template"] = _existing_file(ctx, path + ("template",), t["template"], "template")
+
+
+def _etn_model(ctx: _Context, path: KeyPath, t: dict, model: dict) -> dict[str, Any]:
+    """An ETN model: shape (one list per core, one entry per l or one for all l), ranks
+    (one list per internal bond), optional lmax, the radial basis; or a template (an
+    ETN JSON file). Checked by building it with the embedded engine."""
+    if "level" in t:
+        raise ctx.error(path + ("level",), "level describes an MTP; an ETN takes shape and ranks")
+    if "template" in t:
+        _template(ctx, path, t, model, _ETN_ONLY + ("min_dist", "max_dist", "radial_basis_size"))
+        model.update(_engine(ctx, path, t))
+        return model
+    if "shape" not in t:
+        raise ctx.error(path, "an ETN needs shape = [[...], ...] (one list per core), or a template")
+    shape = _int_lists(ctx, path + ("shape",), t["shape"])
+    ranks = _int_lists(ctx, path + ("ranks",), t.get("ranks", [[1]] * (len(shape) - 1)))
+    if len(ranks) != len(shape) - 1:
+        raise ctx.error(path + ("ranks",), f"{len(shape)} cores need {len(shape) - 1} ranks lists, got {len(ranks)}")
+    model.update(shape=shape, ranks=ranks)
+    if "lmax" in t:
+        model["lmax"] = _integer(ctx, path + ("lmax",), t["lmax"], minimum=0)
+    model.update(_cutoffs(ctx, path, t))
+    model.update(_engine(ctx, path, t))
+    if model["engine"] == "embedded":
+        from .engines import etn_spec, load_engine
+        try:
+            load_engine().potential_from_spec(etn_spec(model, n_species=1))
+        except Exception as err:  # the engine's message names the word at fault
+            raise ctx.error(path + ("shape",), f"not a valid ETN: {err}") from None
+    return model
+
+
+def _int_lists(ctx: _Context, path: KeyPath, value: Any) -> list[list[int]]:
+    """[[1], [6, 4, 2], [3]]: a non-empty list of non-empty lists of integers >= 0 (the
+    engine checks the rest)."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, list) and v for v in value):
+        raise _expect(ctx, path, value, "a list of lists of integers, e.g. [[1], [6], [3]]")
+    return [[_integer(ctx, path, x, minimum=0) for x in v] for v in value]
 
 
 def _cutoffs(ctx: _Context, path: KeyPath, t: dict) -> dict[str, float]:

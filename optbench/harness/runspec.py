@@ -12,9 +12,12 @@ Fields
 experiment: the experiment's name (from the file).
 model_name / model: the label used in tables and the model, as a dict:
     {"kind": "mtp", "level": 8, "min_dist": 2.0, "max_dist": 5.0, "engine": "embedded"}
-    or {"kind": "mtp", "template": "/abs/path/08.almtp", "engine": "embedded"};
-    "engine" is "embedded" (the built-in engine; other adapters come with their issue),
-    "lib" an optional shared-library path, "mlp" an optional mlp binary path.
+    or {"kind": "mtp", "template": "/abs/path/08.almtp", "engine": "embedded"}
+    or {"kind": "etn", "shape": [[1], [6], [3]], "ranks": [[1], [1]], "lmax": 2,
+    "min_dist": 2.0, "max_dist": 5.0, "engine": "embedded"};
+    "engine" is "embedded", "capi" (with "lib", a library path), "mlip4" (with
+    "template", an MLIP-4 potential JSON, and optional "module") or "mlp-cli" (optional
+    "mlp", the program): see engines.py.
 data_name / data: the label used in tables and the data, as a dict:
     {"kind": "generate", "n_train": 240, "n_valid": 60, "seed": 0}   (Ag-Pd EMT), or
     {"kind": "files", "train": "/abs/train.cfg", "valid": "/abs/valid.cfg" | None,
