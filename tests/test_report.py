@@ -310,6 +310,18 @@ def test_default_target_and_budgets(store_path, tmp_path):
     assert budgets == pytest.approx([0.4, 2.0, 4.0, 6.0, 13.0])
 
 
+def test_keys_restrict_the_report_and_say_what_is_left_out(store_path, tmp_path):
+    """keys= (an experiment's runs on the current code): only those runs are reported,
+    and the report says how many finished runs it left out."""
+    with Store(store_path) as st:
+        frame = st.runs_frame()
+    bfgs_keys = frame.loc[frame["variant"] == "bfgs", "key"].tolist()
+    rep = write_report(store_path, tmp_path / "r3", keys=bfgs_keys)
+    assert set(rep["tables"]["overview"]["variant"]) == {"bfgs"}
+    left = len(frame) - len(bfgs_keys)
+    assert any(p.startswith(f"{left} finished run(s) of other code versions") for p in rep["problems"])
+
+
 def test_flags_identical_line_search_failed(report):
     """Flags: the sgd variant's 4 identical seeds, bfgs seed 3 (stopped, ABNORMAL) and
     seed 2 (says precision loss although status converged) as not converged, and the

@@ -285,33 +285,42 @@ def cmd_run(args) -> int:
         return 130
     if not args.no_report:
         from optbench.harness.report import write_report
-        out = write_report(exp.store_path, experiment=exp.name, baseline=exp.baseline, options=exp.report)
+        out = write_report(exp.store_path, experiment=exp.name, baseline=exp.baseline, options=exp.report,
+                           keys=_current_keys(exp))
         print(f"report: {out['markdown']} and {out['html']}", file=sys.stderr)
     return 0
 
 
+def _current_keys(exp) -> list[str]:
+    """The store keys of an experiment's runs on the current code version."""
+    from optbench.harness.runspec import current_code_version
+
+    version = current_code_version()
+    return [r.key(version) for r in exp.runs]
+
+
 def _store_and_experiment(target: str, variables: dict):
-    """(store path, experiment name or None, baseline, report options) from a store
-    file or an experiment file."""
+    """(store path, experiment name or None, baseline, report options, keys of the
+    current code's runs or None) from a store file or an experiment file."""
     from pathlib import Path
 
     path = Path(target)
     if path.suffix == ".toml":
         from optbench.harness.experiment import load_experiment
         exp = load_experiment(path, variables=variables)
-        return exp.store_path, exp.name, exp.baseline, exp.report
+        return exp.store_path, exp.name, exp.baseline, exp.report, _current_keys(exp)
     if not path.is_file():
         raise ValueError(f"{path}: no such store (give the store's .sqlite file or the experiment's .toml)")
-    return path, None, None, {}
+    return path, None, None, {}, None
 
 
 def cmd_report(args) -> int:
     """Write report.md and report.html for a store."""
     from optbench.harness.report import write_report
 
-    store, name, baseline, options = _store_and_experiment(args.target, _variables(args.set))
+    store, name, baseline, options, keys = _store_and_experiment(args.target, _variables(args.set))
     out = write_report(store, args.output, experiment=args.experiment or name, baseline=args.baseline or baseline,
-                       options=options)
+                       options=options, keys=keys)
     print(f"report: {out['markdown']} and {out['html']}")
     return 0
 
@@ -320,7 +329,7 @@ def cmd_export(args) -> int:
     """Write the store's runs as CSV or Parquet."""
     from optbench.harness.store import Store
 
-    store, name, _, _ = _store_and_experiment(args.target, _variables(args.set))
+    store, name, _, _, _ = _store_and_experiment(args.target, _variables(args.set))
     with Store(store) as st:
         path = st.export(args.output, experiment=args.experiment or name)
     print(f"wrote {path}")

@@ -93,9 +93,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "x"
 
 
-def _load_frame(store: Store, experiment: str | None) -> pd.DataFrame:
-    """Finished runs with every metric column present (NaN when the store has none)."""
+def _load_frame(store: Store, experiment: str | None, keys=None) -> pd.DataFrame:
+    """Finished runs (only `keys` when given) with every metric column present (NaN when
+    the store has none)."""
     runs = store.runs_frame(experiment)
+    if keys is not None:
+        runs = runs[runs["key"].isin(set(keys))].reset_index(drop=True)
     for col in METRIC_COLUMNS:
         if col not in runs.columns:
             runs[col] = np.nan
@@ -855,9 +858,11 @@ def _unfinished(store: Store, experiment: str | None) -> list[str]:
 
 
 def write_report(store, out_dir=None, *, experiment: str | None = None, baseline: str | None = None,
-                 options: dict | None = None) -> dict:
+                 options: dict | None = None, keys=None) -> dict:
     """Write report.md, report.html (self-contained) and figures/*.png for the finished
-    runs of `store` (a Store or the path of one), of `experiment` when given, into
+    runs of `store` (a Store or the path of one), of `experiment` when given, only the
+    runs `keys` when given (an experiment's runs on the current code: results of older
+    code versions stay in the store but are not pooled with them), into
     `out_dir` (default: the store's folder / "report"); PNGs left in out_dir/figures by
     an earlier report and not drawn again are removed.
 
@@ -883,22 +888,31 @@ def write_report(store, out_dir=None, *, experiment: str | None = None, baseline
             raise FileNotFoundError(f"{store}: no results store there")
         store = Store(store)
     try:
-        return _write(store, out_dir, experiment, baseline or options.get("baseline"), options)
+        return _write(store, out_dir, experiment, baseline or options.get("baseline"), options, keys)
     finally:
         if own:
             store.close()
 
 
-def _write(store: Store, out_dir, experiment, baseline, options) -> dict:
+def _write(store: Store, out_dir, experiment, baseline, options, keys=None) -> dict:
     out = Path(out_dir) if out_dir is not None else store.path.parent / "report"
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    runs = _load_frame(store, experiment)
+    runs = _load_frame(store, experiment, keys)
+    left_out = 0 if keys is None else len(store.runs_frame(experiment)) - len(runs)
     histories = _histories(store, runs["key"])
     groups = _groups(runs, histories, baseline)
     problems = _unfinished(store, experiment)
+    if runs["code_version"].nunique() > 1:
+        problems.append(f"runs of {runs['code_version'].nunique()} code versions are pooled; report the experiment "
+                        "file (optbench report FILE.toml) to see only the current code's runs")
+    if left_out:
+        problems.append(f"{left_out} finished run(s) of other code versions (or no longer in the experiment file) "
+                        "are in the store but not in this report; `optbench run` computes the current code's, "
+                        "`optbench report STORE.sqlite` shows everything pooled")
     if runs.empty:
-        problems.append("the store has no finished run" + (f" of experiment {experiment!r}" if experiment else ""))
+        problems.append("the store has no finished run" + (f" of experiment {experiment!r}" if experiment else "")
+                        + (" on the current code" if keys is not None else ""))
     elif experiment is None and runs["experiment"].nunique() > 1:
         names = sorted(set(runs["experiment"]))
         problems.append(f"runs of {len(names)} experiments ({', '.join(names)}) are pooled by (model, data, "
