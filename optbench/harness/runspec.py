@@ -111,23 +111,32 @@ class RunSpec:
                              budget=Budget.parse(s["budget"]) if s.get("budget") else Budget(epochs=100), **kw)
 
 
+# What computes a result: a change here is a change of code version; a change elsewhere
+# (docs, tests, experiment files, benchmarks) is not, so it does not invalidate results.
+CODE_PATHS = ("optbench", "engine", "CMakeLists.txt")
+
+
 @lru_cache(maxsize=1)
 def current_code_version() -> str:
-    """The package version plus, in a git checkout, the commit and, when tracked files
-    under optbench/ or engine/ differ from it, a hash of that difference, e.g.
-    "0.1.0+g1a2b3c4d5e6f" or "0.1.0+g1a2b3c4d5e6f.dirty0a1b2c3d". Part of every run key:
-    results of other code are not taken for this code's."""
+    """The package version plus, in a git checkout, a hash of the committed content of
+    CODE_PATHS (git's tree and blob ids at HEAD: a commit that touches only docs or tests
+    keeps it) and, when tracked files there differ from HEAD, a hash of that difference:
+    e.g. "0.1.0+c1a2b3c4d5e6f" or "0.1.0+c1a2b3c4d5e6f.dirty0a1b2c3d". Part of every run
+    key: results of other code are not taken for this code's."""
     from .. import __version__
 
     root = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30).stdout
+
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        if not commit:
-            return __version__
-        diff = subprocess.run(["git", "-C", str(root), "diff", "HEAD", "--", "optbench", "engine"],
-                              capture_output=True, text=True, timeout=30).stdout
+        ids = git("rev-parse", *(f"HEAD:{p}" for p in CODE_PATHS)).split()
+        if len(ids) != len(CODE_PATHS):
+            return __version__  # not a git checkout (an installed package), or the paths are missing
+        diff = git("diff", "HEAD", "--", *CODE_PATHS)
     except (OSError, subprocess.SubprocessError):
         return __version__
+    content = hashlib.sha256(" ".join(ids).encode()).hexdigest()[:12]
     dirty = f".dirty{hashlib.sha256(diff.encode()).hexdigest()[:8]}" if diff else ""
-    return f"{__version__}+g{commit}{dirty}"
+    return f"{__version__}+c{content}{dirty}"
