@@ -137,7 +137,8 @@ def test_sigkill_mid_sweep_loses_nothing_and_redoes_nothing(tmp_path):
 
 def test_claims_and_finished_results(tmp_path):
     """claim: a new run is taken; the same run held by a live runner (this test's
-    parent process) is not; one held by a dead runner is (interrupted). finish: a second
+    parent process) is not; one held by a dead runner is (interrupted); one held on
+    another host only with take_over. finish: a second
     finish of a finished run changes nothing."""
     spec = _runs(seeds=(0,), optimizers=("bfgs",))[0]
     version = current_code_version()
@@ -152,6 +153,10 @@ def test_claims_and_finished_results(tmp_path):
         st.db.execute("UPDATE runs SET owner_pid = ? WHERE key = ?", (dead.pid, key))
         assert st.statuses()[key] == "interrupted"
         assert st.claim(key, spec.to_dict(), version)
+        st.db.execute("UPDATE runs SET host = 'another-host', owner_pid = 1 WHERE key = ?", (key,))
+        assert st.statuses()[key] == "running"  # another host's runner cannot be checked from here
+        assert not st.claim(key, spec.to_dict(), version)
+        assert st.claim(key, spec.to_dict(), version, take_over=True)
         record = execute_run(spec.to_dict())
         st.finish(key, record)
         loss = st.runs_frame()["final_loss"].iloc[0]

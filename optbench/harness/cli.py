@@ -279,7 +279,8 @@ def cmd_run(args) -> int:
     from optbench.harness.runner import run_experiment
 
     exp = load_experiment(args.experiment, variables=_variables(args.set))
-    summary = run_experiment(exp, workers=args.workers, scheduler=args.scheduler, retry_failed=args.retry_failed)
+    summary = run_experiment(exp, workers=args.workers, scheduler=args.scheduler, retry_failed=args.retry_failed,
+                             take_over=args.take_over)
     print(summary.text(), file=sys.stderr)
     if summary.interrupted:
         return 130
@@ -434,6 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--scheduler", help="run on Dask: 'local' for a LocalCluster of --workers processes, or a "
                     "scheduler address tcp://host:port (a cluster you trust: it runs pickled work)")
     sp.add_argument("--retry-failed", action="store_true", help="run the failed runs again too")
+    sp.add_argument("--take-over", action="store_true",
+                    help="take runs still claimed by a runner on another host (one you know has stopped)")
     sp.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     variables(sp)
     sp.set_defaults(func=cmd_run)

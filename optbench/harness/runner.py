@@ -200,7 +200,8 @@ class SweepSummary:
         out = (f"{self.total} runs: {self.already_finished} already in the store, {sum(self.ran.values())} run now "
                f"({ran})")
         if self.held_elsewhere:
-            out += f", {self.held_elsewhere} held by another live runner"
+            out += (f", {self.held_elsewhere} held by another runner (still running; or, if it is on another "
+                    "host and has stopped, take them with --take-over)")
         if self.interrupted:
             out += "; interrupted: run the same command again to complete the rest"
         return out
@@ -248,7 +249,8 @@ def _default_workers() -> int:
 
 
 def run_experiment(experiment, *, workers: int | None = None, scheduler: str | None = None,
-                   retry_failed: bool = False, quiet: bool = False, stream: TextIO | None = None) -> SweepSummary:
+                   retry_failed: bool = False, take_over: bool = False, quiet: bool = False,
+                   stream: TextIO | None = None) -> SweepSummary:
     """Run every unfinished run of `experiment` (experiment.Experiment) into its store.
     `workers`: local processes (default: the machine's cores); `scheduler`: None for
     local processes, "local" for a Dask LocalCluster of `workers` processes, or a Dask
@@ -266,7 +268,7 @@ def run_experiment(experiment, *, workers: int | None = None, scheduler: str | N
     try:
         before = store.statuses(keys)
         for key, spec in zip(keys, specs):
-            if store.claim(key, spec, version, retry_failed=retry_failed):
+            if store.claim(key, spec, version, retry_failed=retry_failed, take_over=take_over):
                 todo.append((key, spec))
             elif before.get(key) == "running":
                 summary.held_elsewhere += 1

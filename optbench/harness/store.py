@@ -137,16 +137,19 @@ class Store:
             out[key] = "interrupted" if status == "running" and not _owner_alive(host, pid) else status
         return out
 
-    def claim(self, key: str, spec: dict, code_version: str, *, retry_failed: bool = False) -> bool:
+    def claim(self, key: str, spec: dict, code_version: str, *, retry_failed: bool = False,
+              take_over: bool = False) -> bool:
         """Take run `key` for this process: True when it was new, interrupted (its
-        runner gone) or, with `retry_failed`, failed; False when it is finished or
-        another live runner has it. The claim is atomic."""
+        runner gone), with `retry_failed` failed, or with `take_over` held by a runner on
+        another host (which cannot be checked from here: the caller knows it is gone);
+        False when it is finished or another live runner has it. The claim is atomic."""
         host, pid = socket.gethostname(), os.getpid()
         with self._transaction():
             row = self.db.execute("SELECT status, host, owner_pid FROM runs WHERE key = ?", (key,)).fetchone()
             if row is not None:
                 status, other_host, other_pid = row
-                if status == "running" and _owner_alive(other_host, other_pid):
+                remote = other_host != socket.gethostname()
+                if status == "running" and _owner_alive(other_host, other_pid) and not (take_over and remote):
                     return False
                 if status in FINISHED and not (retry_failed and status == "failed"):
                     return False
