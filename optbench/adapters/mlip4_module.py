@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ..harness.data import DataSet, mlip4_records
-from ..harness.metrics import ErrorStats, Metrics
+from ..harness.metrics import Metrics
 from ..harness.objective import LossWeights, perturbed_start
 
 POTENTIAL_CLASSES = {"mtp": "MTP", "etn": "ETN"}
@@ -87,17 +87,7 @@ def _calc(loss, grad: np.ndarray | None) -> float:
 
 def _metrics(loss, configs) -> Metrics:
     """calc_errors() of MLIP-4 as our Metrics (counts: configurations, atoms). (MLIP-4)"""
-    errors = loss.calc_errors()
-
-    def stats(block: str) -> ErrorStats:
-        e = errors.get(block) or {}
-        return ErrorStats(count=int(e.get("count", 0)), max=float(e.get("max", np.nan)),
-                          mae=float(e.get("mae", np.nan)), rmse=float(e.get("rmse", np.nan)))
-
-    forces = stats("forces")
-    return Metrics(n_configs=len(configs), n_atoms=sum(c.n_atoms for c in configs), energy=stats("energy"),
-                   energy_per_atom=stats("energy_per_atom"), forces=forces,
-                   force_component_rmse=forces.rmse / np.sqrt(3.0), stress=stats("stress"))
+    return Metrics.from_blocks(loss.calc_errors(), len(configs), sum(c.n_atoms for c in configs))
 
 
 class Mlip4ModuleObjective:

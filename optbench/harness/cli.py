@@ -22,8 +22,8 @@ import time
 
 
 def _engine(args):
-    from optbench.adapters.capi import Engine
-    eng = Engine(args.lib) if getattr(args, "lib", None) else Engine()
+    from optbench.harness.engines import load_engine
+    eng = load_engine(getattr(args, "lib", None))
     if getattr(args, "threads", None):
         eng.set_num_threads(args.threads)
     return eng

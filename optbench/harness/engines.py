@@ -19,10 +19,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from .data import DataSet, write_cfg
-from .metrics import ErrorStats, Metrics
+from .metrics import Metrics
 from .objective import EngineObjective, LossWeights
 
 ENGINES = ("embedded", "capi", "mlip4", "mlp-cli")
@@ -35,9 +33,7 @@ def load_engine(lib: str | None = None):
     from ..adapters.capi import Engine
 
     key = lib or ""
-    if key not in _ENGINE_CACHE:
-        if lib and not Path(lib).is_file():
-            raise ValueError(f"engine library {lib!r} (lib = ... / --lib) does not exist")
+    if key not in _ENGINE_CACHE:  # a missing library: capi.Engine's error names the --lib setting
         _ENGINE_CACHE[key] = Engine(lib) if lib else Engine()
     return _ENGINE_CACHE[key]
 
@@ -123,21 +119,6 @@ def build_objective(model: dict, train: DataSet, valid: DataSet | None, weights:
     return EngineObjective(engine, pot, train, valid, weights)
 
 
-def _metrics_from_report(report: dict, data: DataSet) -> Metrics:
-    """MLIP's parsed error report (mlip4_cli.parse_error_report) as Metrics."""
-
-    def stats(block: str) -> ErrorStats:
-        e = report.get(block) or {}
-        return ErrorStats(count=int(e.get("n", 0)), max=float(e.get("max", np.nan)), mae=float(e.get("mae", np.nan)),
-                          rmse=float(e.get("rmse", np.nan)))
-
-    forces = stats("forces")
-    return Metrics(n_configs=len(data), n_atoms=data.n_atoms, energy=stats("energy"),
-                   energy_per_atom=stats("energy_per_atom"), forces=forces,
-                   force_component_rmse=forces.rmse / np.sqrt(3.0), stress=stats("stress"),
-                   virial_pressure=stats("virial_stress"))
-
-
 class MlpCliObjective(EngineObjective):
     """The model as MLIP's `mlp` program sees it: trained only by the "native" optimizer
     (mlp train, which reads `mlp` from here), evaluated by `mlp check_errors`. The
@@ -171,4 +152,4 @@ class MlpCliObjective(EngineObjective):
             pot, cfg = Path(tmp, "pot.almtp"), Path(tmp, f"{split}.cfg")
             self.save(x, pot)
             write_cfg(data, cfg)
-            return _metrics_from_report(check_errors(self.mlp, pot, cfg), data)
+            return Metrics.from_blocks(check_errors(self.mlp, pot, cfg), len(data), data.n_atoms, count_key="n")

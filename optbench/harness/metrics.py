@@ -73,6 +73,24 @@ class Metrics:
         """Plain nested dict (JSON-serialisable)."""
         return asdict(self)
 
+    @classmethod
+    def from_blocks(cls, blocks: dict, n_configs: int, n_atoms: int, count_key: str = "count") -> "Metrics":
+        """Metrics from another code's error report as blocks {"energy", "energy_per_atom",
+        "forces", "stress", "virial_stress": {count_key, "max", "mae", "rmse"}} (missing
+        blocks and values NaN; units as ours: eV, eV/atom, eV/A, eV, GPa). The force
+        per-component RMSE is derived as the norm RMSE / sqrt(3)."""
+
+        def stats(block: str) -> ErrorStats:
+            e = blocks.get(block) or {}
+            return ErrorStats(count=int(e.get(count_key, 0)), max=float(e.get("max", np.nan)),
+                              mae=float(e.get("mae", np.nan)), rmse=float(e.get("rmse", np.nan)))
+
+        forces = stats("forces")
+        return cls(n_configs=n_configs, n_atoms=n_atoms, energy=stats("energy"),
+                   energy_per_atom=stats("energy_per_atom"), forces=forces,
+                   force_component_rmse=forces.rmse / np.sqrt(3.0), stress=stats("stress"),
+                   virial_pressure=stats("virial_stress"))
+
     def summary(self) -> str:
         """One line: EPA RMSE in meV/atom, force RMSE (norm and component) in meV/A."""
         return (f"EPA RMSE {1e3 * self.epa_rmse:.3f} meV/atom, force RMSE {1e3 * self.force_rmse:.2f} meV/A "
