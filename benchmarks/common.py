@@ -38,7 +38,7 @@ def agpd_sets():
     """(train, valid): the generated Ag-Pd EMT set of the engine benchmarks, 240 training
     and 60 validation configurations, seed 0 (about 5 s of EMT labelling: asv runs this
     once as the classes' setup_cache and hands every benchmark process the result)."""
-    from optbench.harness.generator import generate_agpd_split
+    from optbench.io.generator import generate_agpd_split
 
     return generate_agpd_split(240, 60, seed=0)
 
@@ -46,7 +46,7 @@ def agpd_sets():
 def weights():
     """Energy weight 1 (per atom), force weight 0.01, no stress: the weights of the
     standalone scripts, so their numbers and these agree."""
-    from optbench.harness.objective import LossWeights
+    from optbench.objective.protocol import LossWeights
 
     return LossWeights(energy=1.0, forces=0.01, stress=0.0)
 
@@ -54,7 +54,7 @@ def weights():
 def engine():
     """The embedded engine on one thread (timings independent of the core count,
     training runs reproducible)."""
-    from optbench.adapters.capi import Engine
+    from optbench.engine.capi import Engine
 
     eng = Engine()
     eng.set_num_threads(1)
@@ -75,7 +75,7 @@ def potential(eng, model: str):
 
 def objective(model: str, train, valid=None):
     """An EngineObjective of a fresh `model` potential on `train` (and `valid`)."""
-    from optbench.harness.objective import EngineObjective
+    from optbench.objective.protocol import EngineObjective
 
     eng = engine()
     return EngineObjective(eng, potential(eng, model), train, valid, weights())
@@ -85,7 +85,7 @@ def optimizer_names(step_based: bool) -> list[str]:
     """Every optimizer of the REGISTRY that is step-based (or, with False, drives its own
     iterations), less EXCLUDED_OPTIMIZERS: a new optimizer is benchmarked with no change
     here."""
-    from optbench.harness.optimizers import REGISTRY, StepEntry
+    from optbench.optim import REGISTRY, StepEntry
 
     return [name for name, entry in REGISTRY.items()
             if isinstance(entry, StepEntry) == step_based and name not in EXCLUDED_OPTIMIZERS]

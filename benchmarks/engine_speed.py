@@ -2,8 +2,8 @@
 """Time one full loss + gradient: our C++ engine vs motep 0.2.0's ``cext`` engine, and
 our ETN against our MTP level 16.
 
-Data: the generated Ag-Pd set (``optbench.harness.generator.generate_agpd(240, seed=0)``,
-written with ``optbench.harness.data.write_cfg`` to a temporary .cfg so that both engines
+Data: the generated Ag-Pd set (``optbench.io.generator.generate_agpd(240, seed=0)``,
+written with ``optbench.io.data.write_cfg`` to a temporary .cfg so that both engines
 read the very same file) or ``--data PATH``.  Loss: energy + forces (stress weight 0 by
 default), with motep's default normalisation, i.e. per configuration k with N_k atoms
 (K configurations)::
@@ -106,8 +106,8 @@ def _weights_for(natoms, has_forces, has_stress, ew, fw, sw):
 def _worker_optbench(job: dict) -> dict:
     import numpy as np
 
-    from optbench.adapters.capi import Engine
-    from optbench.harness.data import read_cfg
+    from optbench.engine.capi import Engine
+    from optbench.io.data import read_cfg
 
     configs = read_cfg(job["data"]).configs
     eng = Engine()
@@ -210,8 +210,8 @@ def _prepare_data(args, tmp: Path) -> tuple[str, dict]:
     if args.data:
         return str(Path(args.data).resolve()), {"source": "file", "path": str(args.data)}
     try:
-        from optbench.harness.data import write_cfg
-        from optbench.harness.generator import generate_agpd
+        from optbench.io.data import write_cfg
+        from optbench.io.generator import generate_agpd
     except ImportError as exc:
         msg = f"cannot generate the Ag-Pd set ({exc}); pass --data PATH.cfg"
         raise SystemExit(msg) from exc
@@ -234,7 +234,7 @@ def _prepare_potential(level: int, args, tmp: Path) -> tuple[str, str]:
         return str(shared), "mlip3-trained"
     import numpy as np
 
-    from optbench.adapters.capi import Engine
+    from optbench.engine.capi import Engine
 
     eng = Engine()
     pot = eng.potential_from_spec(_spec(level))
@@ -250,7 +250,7 @@ def _prepare_etn(spec: str, index: int, args, tmp: Path) -> str:
     .json for the worker; returns the path."""
     import numpy as np
 
-    from optbench.adapters.capi import Engine
+    from optbench.engine.capi import Engine
 
     pot = Engine().potential_from_spec(spec)
     rng = np.random.default_rng(args.seed + index)

@@ -45,12 +45,12 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
 
-    from optbench.adapters.capi import Engine
-    from optbench.harness.budget import Budget
-    from optbench.harness.generator import generate_agpd
-    from optbench.harness.objective import EngineObjective, LossWeights
-    from optbench.harness.optimizers import REGISTRY, StepEntry
-    from optbench.harness.train import TrainSettings, train
+    from optbench.engine.capi import Engine
+    from optbench.optim.budget import Budget
+    from optbench.io.generator import generate_agpd
+    from optbench.objective.protocol import EngineObjective, LossWeights
+    from optbench.optim import REGISTRY, StepEntry
+    from optbench.train.loop import TrainSettings, train
 
     data = generate_agpd(args.n_configs, seed=0)
     eng = Engine()

@@ -36,12 +36,12 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
 
-    from optbench.adapters.capi import Engine
-    from optbench.harness.budget import Budget
-    from optbench.harness.data import read_cfg
-    from optbench.harness.objective import EngineObjective, LossWeights
-    from optbench.harness.optimizers import REGISTRY, StepEntry
-    from optbench.harness.train import TrainSettings, train
+    from optbench.engine.capi import Engine
+    from optbench.optim.budget import Budget
+    from optbench.io.data import read_cfg
+    from optbench.objective.protocol import EngineObjective, LossWeights
+    from optbench.optim import REGISTRY, StepEntry
+    from optbench.train.loop import TrainSettings, train
 
     folder = Path(args.data)
     if not (folder / "emt_train.cfg").is_file():

@@ -57,7 +57,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def engine():
     """The embedded engine through the C ABI binding, on one thread (deterministic)."""
-    from optbench.adapters.capi import Engine
+    from optbench.engine.capi import Engine
     eng = Engine()
     eng.set_num_threads(1)
     return eng
@@ -66,7 +66,7 @@ def engine():
 @pytest.fixture(scope="session")
 def agpd_small():
     """A small generated Ag-Pd set (EMT labels: energies, forces, PlusStress)."""
-    from optbench.harness.generator import generate_agpd
+    from optbench.io.generator import generate_agpd
     return generate_agpd(6, seed=7)
 
 

@@ -1,5 +1,5 @@
-"""Contracts of optbench.harness.data (readers, writers, conventions) and of the default
-data set generator (optbench.harness.generator).
+"""Contracts of optbench.io.data (readers, writers, conventions) and of the default
+data set generator (optbench.io.generator).
 
 Sign convention under test: ``Configuration.stress`` is MLIP's PlusStress, the virial
 ``-dE/d(strain)`` in eV, order xx yy zz yz xz xy; NEGATIVE for a stretched cell.
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optbench.harness import data as D
-from optbench.harness.data import Configuration, DataError, DataSet
-from optbench.harness import generator as G
+from optbench.io import data as D
+from optbench.io.data import Configuration, DataError, DataSet
+from optbench.io import generator as G
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 DATASETS = SHARED / "datasets"

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT, random_potential
 
-from optbench.adapters import capi
-from optbench.harness.data import Configuration, DataSet
+from optbench.engine import capi
+from optbench.io.data import Configuration, DataSet
 
 
 def test_every_header_function_is_exported(engine):

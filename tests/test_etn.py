@@ -28,12 +28,12 @@ from physics_helpers import (check_energy_derivatives, check_gradient_fd, check_
                              check_supercell_extensive, check_threads_and_subsets,
                              check_translation_permutation_images, efs, label_with_noise, molecule, small_cells)
 
-from optbench.adapters import capi
-from optbench.harness.budget import Budget
-from optbench.harness.data import Configuration, DataSet
-from optbench.harness.objective import EngineObjective, LossWeights
-from optbench.harness.optimizers import REGISTRY
-from optbench.harness.train import TrainSettings, train
+from optbench.engine import capi
+from optbench.optim.budget import Budget
+from optbench.io.data import Configuration, DataSet
+from optbench.objective.protocol import EngineObjective, LossWeights
+from optbench.optim import REGISTRY
+from optbench.train.loop import TrainSettings, train
 
 # Small models that exercise every feature: per-l lists, ranks > 1, K = 2, 3, 4, 3 species.
 SPEC_A = "etn species=2 lmax=2 shape=1;2,1,1;2 ranks=2;1,2,1 radial_basis_size=5 min_dist=1.8 max_dist=5.0"
@@ -373,7 +373,7 @@ def test_linear_system_is_unsupported(engine, agpd_small):
 
 @pytest.fixture(scope="module")
 def agpd_split():
-    from optbench.harness.generator import generate_agpd_split
+    from optbench.io.generator import generate_agpd_split
     return generate_agpd_split(24, 12, seed=5)
 
 
@@ -401,7 +401,7 @@ def test_bfgs_fit_within_factor_3_of_mtp16_in_the_same_wall_time(engine):
     reaches a validation EPA RMSE within 3x of MTP level 16 (222 parameters) fitted the
     same way for the same wall time, 10 s each on two threads. (SciPy's BFGS costs
     O(n^3) per iteration, so the ETN is chosen lean in radial channels at l = 1.)"""
-    from optbench.harness.generator import generate_agpd_split
+    from optbench.io.generator import generate_agpd_split
     split = generate_agpd_split(40, 20, seed=5)
     seconds = 10.0
     epa = {}
@@ -452,8 +452,8 @@ def test_every_optimizer_runs_on_etn(engine, agpd_split, name):
 def test_cli_template_and_train_accept_etn_specs(tmp_path, agpd_split, capsys):
     """`optbench template "etn ..."` writes an untrained ETN file, `optbench train "etn ..."`
     trains and saves one (.json), and a .mtp target for an ETN is refused before training."""
-    from optbench.harness.cli import main
-    from optbench.harness.data import write_cfg
+    from optbench.cli import main
+    from optbench.io.data import write_cfg
 
     out = tmp_path / "untrained.json"
     assert main(["template", "etn shape=1;2;1 lmax=1", "--species", "2", "-o", str(out)]) == 0

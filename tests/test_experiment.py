@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, requires_shared
-from optbench.harness.budget import Budget
-from optbench.harness.experiment import ExperimentError, describe_plan, load_experiment
-from optbench.harness.runspec import RunSpec
+from optbench.optim.budget import Budget
+from optbench.experiments.experiment import ExperimentError, describe_plan, load_experiment
+from optbench.experiments.runspec import RunSpec
 
 EXPERIMENTS = REPO_ROOT / "experiments"
 
@@ -290,7 +290,7 @@ def test_etn_model_dict_and_spec(tmp_path):
     """An ETN model table becomes {"kind": "etn", "shape", "ranks", "lmax", radial basis,
     "engine"}; ranks default to 1 per bond; the engine spec built from it gives the
     documented parameter count (660 for [[1],[6],[3]], ranks [[1],[1]], 2 species)."""
-    from optbench.harness.engines import etn_spec, load_engine
+    from optbench.engine.engines import etn_spec, load_engine
 
     exp = load(tmp_path, HEAD.replace("level = 8", 'kind = "etn"\nshape = [[1], [6], [3]]\nlmax = 2') + ADAM)
     model = exp.runs[0].model

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import random_potential
 
-from optbench.adapters import capi
+from optbench.engine import capi
 
 
 def _weights(data, seed=0):

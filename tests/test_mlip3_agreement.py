@@ -16,8 +16,8 @@ import re
 import numpy as np
 import pytest
 
-from optbench.harness.data import read_cfg
-from optbench.harness.metrics import compute_metrics, format_mlip_report
+from optbench.io.data import read_cfg
+from optbench.metrics import compute_metrics, format_mlip_report
 
 pytestmark = pytest.mark.requires_shared
 

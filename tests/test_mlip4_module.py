@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optbench.adapters.mlip4_module import Mlip4ModuleObjective, import_mlip4, load_mlip4_potential
-from optbench.harness.budget import Budget
-from optbench.harness.engines import build_objective
-from optbench.harness.objective import EngineObjective, LossWeights
-from optbench.harness.train import TrainSettings, train
+from optbench.mlip.mlip4_module import Mlip4ModuleObjective, import_mlip4, load_mlip4_potential
+from optbench.optim.budget import Budget
+from optbench.engine.engines import build_objective
+from optbench.objective.protocol import EngineObjective, LossWeights
+from optbench.train.loop import TrainSettings, train
 
 STANDIN = Path(__file__).parent / "mlip4_standin"
 
@@ -41,7 +41,7 @@ def mlip_4():
 
 @pytest.fixture(scope="module")
 def data():
-    from optbench.harness.generator import generate_agpd_split
+    from optbench.io.generator import generate_agpd_split
     return generate_agpd_split(10, 5, seed=4)
 
 
@@ -136,7 +136,7 @@ def test_engine_selection_reaches_the_module_route(mlip_4, pot_json, data, tmp_p
     assert isinstance(obj, Mlip4ModuleObjective)
     with pytest.raises(ValueError, match="set template = PATH"):
         build_objective({"kind": "mtp", "level": 6, "engine": "mlip4"}, *data, LossWeights())
-    from optbench.harness.experiment import load_experiment
+    from optbench.experiments.experiment import load_experiment
 
     exp = tmp_path / "e.toml"
     exp.write_text(f'name = "e"\n[budget]\nepochs = 1\n[models.m]\ntemplate = "{pot_json}"\nengine = "mlip4"\n'
@@ -149,8 +149,8 @@ def test_engine_selection_reaches_the_module_route(mlip_4, pot_json, data, tmp_p
 def test_cli_train_through_the_module(mlip_4, pot_json, data, tmp_path, capsys):
     """`optbench train POT.json DATA --engine mlip4` trains through the module and saves
     MLIP-4 JSON; --engine capi without --lib is refused naming --lib (exit 2)."""
-    from optbench.harness.cli import main
-    from optbench.harness.data import write_cfg
+    from optbench.cli import main
+    from optbench.io.data import write_cfg
 
     write_cfg(data[0], tmp_path / "train.cfg")
     write_cfg(data[1], tmp_path / "valid.cfg")

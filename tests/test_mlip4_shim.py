@@ -15,7 +15,7 @@ MLIP-4 is not public, so the shim cannot be built here as it ships. Three checks
   on" in mlip4_patches/README.md.
 * The shim's own code. Its MLIP-4 section is replaced by a small stand-in (STANDIN
   below: a fake potential, loss objects that record the JSON they are built from), the
-  result is compiled into a library and driven through optbench.adapters.capi like any
+  result is compiled into a library and driven through optbench.engine.capi like any
   mlipc.h implementation: the same bad input gives the same status code and message as
   the embedded engine, neighbour-pair counts agree, the data records are the MLIP-4 JSON
   that harness.data.mlip4_records writes, batches reuse their loss objects, and what
@@ -35,9 +35,9 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT
 
-from optbench.adapters import capi
-from optbench.harness.data import mlip4_records
-from optbench.harness.objective import LossWeights
+from optbench.engine import capi
+from optbench.io.data import mlip4_records
+from optbench.objective.protocol import LossWeights
 
 SHIM = REPO_ROOT / "mlip4_patches" / "mlip4_capi.cpp"
 README = REPO_ROOT / "mlip4_patches" / "README.md"
@@ -434,7 +434,7 @@ def test_standin_shim_rejects_malformed_specs(shim):
 def test_standin_shim_drives_the_harness_objective(shim, agpd_small, tmp_path):
     """The harness's EngineObjective runs on the shim as on the embedded engine: starting
     point, batch loss and gradient, metrics from predict, a saved MLIP-4 JSON potential."""
-    from optbench.harness.objective import EngineObjective
+    from optbench.objective.protocol import EngineObjective
 
     obj = EngineObjective(shim, shim.potential_from_spec(SPEC), agpd_small, agpd_small)
     x = obj.initial_params(seed=1, interval=0.1)

@@ -1,4 +1,4 @@
-"""Tests of the ``mlp train`` adapter (optbench.adapters.mlip4_cli).
+"""Tests of the ``mlp train`` adapter (optbench.mlip.mlp_cli).
 
 The parsers run on the real MLIP-3 outputs in ``../shared/reference/mlip3/logs``; the
 subprocess part runs a fake ``mlp`` (a Python script written into tmp_path), since no
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from optbench.adapters.mlip4_cli import (
+from optbench.mlip.mlp_cli import (
     find_mlp,
     parse_error_report,
     parse_train_log,

@@ -15,7 +15,7 @@ with wE_k = eW / (K N_k^2), wF_k = fW / (K N_k), wS_k = sW / (K N_k^2); see
 [ti][tj][mu][xi], species coefficients, moment coefficients.
 
 Skipped when motep is not importable or ``../shared`` is absent.  The tests that call our
-engine (``optbench.adapters.capi``) fail until it exists.
+engine (``optbench.engine.capi``) fail until it exists.
 """
 
 from __future__ import annotations
@@ -135,8 +135,8 @@ def test_motep_loss_matches_per_config_formula(subset_cfg):
 
 @pytest.fixture(scope="module")
 def ours(subset_cfg):
-    from optbench.adapters.capi import Engine
-    from optbench.harness.data import read_cfg
+    from optbench.engine.capi import Engine
+    from optbench.io.data import read_cfg
 
     eng = Engine()
     eng.set_num_threads(1)

@@ -112,7 +112,7 @@ def test_low_levels_generate(engine, agpd_small, level):
 
 @pytest.mark.parametrize("level", [0, 3, 30, -2])
 def test_bad_levels_are_refused(engine, level):
-    from optbench.adapters.capi import EngineFormatError
+    from optbench.engine.capi import EngineFormatError
 
     with pytest.raises(EngineFormatError, match="even number from 2 to 28"):
         engine.potential_from_spec(f"mtp level={level}")

@@ -28,9 +28,9 @@ import numpy as np
 import pytest
 
 from conftest import requires_shared, shared_dir
-from optbench.harness.budget import Budget
-from optbench.harness.objective import EngineObjective, LossWeights
-from optbench.harness.train import TrainSettings, train
+from optbench.optim.budget import Budget
+from optbench.objective.protocol import EngineObjective, LossWeights
+from optbench.train.loop import TrainSettings, train
 
 FAKE_MLP = r'''
 import os, re, shutil, sys, time
@@ -96,7 +96,7 @@ def fake_mlp(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def agpd_split():
-    from optbench.harness.generator import generate_agpd_split
+    from optbench.io.generator import generate_agpd_split
     return generate_agpd_split(12, 6, seed=3)
 
 
@@ -171,8 +171,8 @@ def test_native_replaying_mlip3_gives_mlips_errors(engine, fake_mlp, monkeypatch
     record holds its 75 + 200 iterations and status "stopped" (its iteration limit), and
     our errors of MLIP's potential on emt_train.cfg equal MLIP's report in that log
     (to 1e-5 relative, MLIP's printed digits: both evaluate the same potential)."""
-    from optbench.adapters.mlip4_cli import parse_train_log
-    from optbench.harness.data import read_cfg
+    from optbench.mlip.mlp_cli import parse_train_log
+    from optbench.io.data import read_cfg
 
     ref = shared_dir() / "reference" / "mlip3"
     monkeypatch.setenv("FAKE_MLP_REPLAY", str(ref / "logs" / "train_mtp08.log"))
@@ -197,8 +197,8 @@ def test_cli_train_native_with_mlp_path(tmp_path, agpd_split, fake_mlp, capsys):
     optimizer is refused (exit 2, naming the option)."""
     import json
 
-    from optbench.harness.cli import main
-    from optbench.harness.data import write_cfg
+    from optbench.cli import main
+    from optbench.io.data import write_cfg
 
     train_set, valid = agpd_split
     write_cfg(train_set, tmp_path / "train.cfg")
@@ -229,9 +229,9 @@ def test_mlp_cli_experiment_runs_on_both_engines(fake_mlp, tmp_path, monkeypatch
     the embedded and the mlp-cli engine, SciPy BFGS and Adam on the embedded one; the
     mlp-cli runs' validation errors are MLIP's report (3.1 meV/atom, 87 meV/A, as the
     stand-in's check_errors prints), the embedded ones our engine's."""
-    from optbench.harness.experiment import load_experiment
-    from optbench.harness.runner import run_experiment
-    from optbench.harness.store import Store
+    from optbench.experiments.experiment import load_experiment
+    from optbench.experiments.runner import run_experiment
+    from optbench.experiments.store import Store
     from test_runner import Sweep
 
     monkeypatch.setenv("OPTBENCH_MLP", str(fake_mlp))
@@ -253,8 +253,8 @@ def test_mlp_cli_experiment_runs_on_both_engines(fake_mlp, tmp_path, monkeypatch
 def test_mlp_cli_experiment_with_the_real_mlp(tmp_path):
     """With a real mlp: the shipped comparison (shrunk to 3 iterations) ends with no
     failed run on either engine."""
-    from optbench.harness.experiment import load_experiment
-    from optbench.harness.runner import run_experiment
+    from optbench.experiments.experiment import load_experiment
+    from optbench.experiments.runner import run_experiment
     from test_runner import Sweep
 
     exp = load_experiment(Path(__file__).parents[1] / "experiments" / "mlp_cli_compare.toml")

@@ -15,8 +15,8 @@ import pytest
 from conftest import random_potential
 from scipy.optimize import minimize
 
-from optbench.harness.data import Configuration, DataSet
-from optbench.harness.objective import EngineObjective, LossWeights, Objective
+from optbench.io.data import Configuration, DataSet
+from optbench.objective.protocol import EngineObjective, LossWeights, Objective
 
 
 def test_loss_weights_follow_mlip_conventions(agpd_small):
@@ -106,7 +106,7 @@ def test_species_mismatch_is_reported(engine, agpd_small):
 
 def test_lbfgs_through_objective_learns(engine):
     """SciPy L-BFGS-B on the Objective lowers validation EPA RMSE by 10x from the start."""
-    from optbench.harness.generator import generate_agpd_split
+    from optbench.io.generator import generate_agpd_split
     train, valid = generate_agpd_split(24, 8, seed=3)
     pot = engine.potential_from_spec("mtp level=8 species=2 min_dist=2.0 max_dist=5.0")
     obj = EngineObjective(engine, pot, train, valid, LossWeights(stress=0.0))

@@ -28,8 +28,8 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from optbench.harness.optimizers import first_order as fo
-from optbench.harness.optimizers import muon as mu
+from optbench.optim import first_order as fo
+from optbench.optim import muon as mu
 
 REGISTRY = {**fo.REGISTRY, **mu.REGISTRY}
 N = 12

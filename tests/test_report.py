@@ -1,4 +1,4 @@
-"""The statistics (optbench.harness.stats) and the report (optbench.harness.report) on a
+"""The statistics (optbench.report.stats) and the report (optbench.report.report) on a
 synthetic results store built by hand, with every aggregate checked against numbers
 worked out by hand from the planted values.
 
@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 from scipy.stats import wilcoxon
 
-from optbench.harness import stats
-from optbench.harness.metrics import ErrorStats, Metrics
-from optbench.harness.report import write_report
-from optbench.harness.store import Store
+from optbench.report import stats
+from optbench.metrics import ErrorStats, Metrics
+from optbench.report.report import write_report
+from optbench.experiments.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 CHECK_SCRIPT = REPO / "scripts" / "check_report_html.py"

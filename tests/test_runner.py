@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from optbench.harness.runner import execute_run, run_experiment
-from optbench.harness.runspec import RunSpec, current_code_version
-from optbench.harness.store import Store
+from optbench.experiments.runner import execute_run, run_experiment
+from optbench.experiments.runspec import RunSpec, current_code_version
+from optbench.experiments.store import Store
 
 MODEL = {"kind": "mtp", "level": 6, "min_dist": 2.0, "max_dist": 5.0, "engine": "embedded"}
 DATA = {"kind": "generate", "n_train": 16, "n_valid": 8, "seed": 0}
@@ -91,7 +91,7 @@ import sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from test_runner import Sweep, _runs
-from optbench.harness.runner import run_experiment
+from optbench.experiments.runner import run_experiment
 
 if __name__ == "__main__":
     runs = _runs(budget="epochs=400,seconds=0.6", seeds=range(4), optimizers=("adam",))
@@ -228,7 +228,7 @@ def test_cli_validate_run_report_export(tmp_path, capsys):
     file and line."""
     import pandas as pd
 
-    from optbench.harness.cli import main
+    from optbench.cli import main
 
     exp = tmp_path / "tiny.toml"
     exp.write_text(TINY_EXPERIMENT)
@@ -253,7 +253,7 @@ def test_cli_validate_run_report_export(tmp_path, capsys):
 def test_etn_runs_are_stored_with_json_potentials(tmp_path):
     """An ETN model in a sweep: trained by BFGS and Adam, stored like any run, its
     potentials saved as the engine's ETN JSON (.json), which the engine loads back."""
-    from optbench.adapters.capi import Engine
+    from optbench.engine.capi import Engine
 
     etn = {"kind": "etn", "shape": [[1], [3], [2]], "ranks": [[1], [1]], "lmax": 1, "min_dist": 2.0,
            "max_dist": 5.0, "engine": "embedded"}

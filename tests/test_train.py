@@ -14,17 +14,17 @@ import json
 import numpy as np
 import pytest
 
-from optbench.harness.budget import Budget
-from optbench.harness.objective import EngineObjective, LossWeights
-from optbench.harness.optimizers import REGISTRY, StepEntry, describe
-from optbench.harness.optimizers.quasi_newton import CachedLossGrad
-from optbench.harness.schedules import Schedule
-from optbench.harness.train import TrainSettings, train
+from optbench.optim.budget import Budget
+from optbench.objective.protocol import EngineObjective, LossWeights
+from optbench.optim import REGISTRY, StepEntry, describe
+from optbench.optim.quasi_newton import CachedLossGrad
+from optbench.train.schedules import Schedule
+from optbench.train.loop import TrainSettings, train
 
 
 @pytest.fixture(scope="module")
 def agpd_split():
-    from optbench.harness.generator import generate_agpd_split
+    from optbench.io.generator import generate_agpd_split
     return generate_agpd_split(24, 12, seed=5)
 
 
@@ -58,7 +58,7 @@ def test_quasi_newton_and_separable_beat_adam_at_equal_configurations(engine):
     """The study's central finding on our engine: for the same number of configurations
     evaluated (300 passes over 60 configurations), SciPy BFGS and variable projection
     reach a lower validation EPA RMSE than Adam (mini-batches of 8, default rate)."""
-    from optbench.harness.generator import generate_agpd_split
+    from optbench.io.generator import generate_agpd_split
     train_set, valid = generate_agpd_split(60, 20, seed=5)
     budget = Budget(evals=60 * 300)
     best = {}
@@ -201,8 +201,8 @@ def test_registry_lists_every_family():
 def test_cli_train_writes_potential_report_and_record(tmp_path, agpd_split, capsys):
     """`optbench train` saves a potential MLIP can read, prints the error report and
     writes the run record as JSON."""
-    from optbench.harness.cli import main
-    from optbench.harness.data import write_cfg
+    from optbench.cli import main
+    from optbench.io.data import write_cfg
 
     train_set, valid = agpd_split
     write_cfg(train_set, tmp_path / "train.cfg")

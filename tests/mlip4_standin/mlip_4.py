@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from optbench.adapters.capi import Engine
-from optbench.harness.data import from_mlip4_records
-from optbench.harness.metrics import compute_metrics
+from optbench.engine.capi import Engine
+from optbench.io.data import from_mlip4_records
+from optbench.metrics import compute_metrics
 
 _ENGINE = Engine()
 _ENGINE.set_num_threads(1)

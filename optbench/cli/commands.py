@@ -22,7 +22,7 @@ import time
 
 
 def _engine(args):
-    from optbench.harness.engines import load_engine
+    from optbench.engine.engines import load_engine
     eng = load_engine(getattr(args, "lib", None))
     if getattr(args, "threads", None):
         eng.set_num_threads(args.threads)
@@ -30,7 +30,7 @@ def _engine(args):
 
 
 def _read(args):
-    from optbench.harness.data import read_dataset
+    from optbench.io.data import read_dataset
     kw = {}
     if getattr(args, "species", None):
         kw["species"] = [s.strip() for s in args.species.split(",") if s.strip()]
@@ -48,7 +48,7 @@ def _predict(args):
 def cmd_efs(args) -> int:
     """Write the configurations with the potential's energies, forces and PlusStress."""
     from dataclasses import replace
-    from optbench.harness.data import DataSet, write_cfg
+    from optbench.io.data import DataSet, write_cfg
     _, data, (e, f, s) = _predict(args)
     out, start = [], 0
     for k, c in enumerate(data.configs):
@@ -63,7 +63,7 @@ def cmd_efs(args) -> int:
 
 def cmd_errors(args) -> int:
     """Print MLIP's error report (or JSON with --json) of a potential on labelled data."""
-    from optbench.harness.metrics import compute_metrics, format_mlip_report
+    from optbench.metrics import compute_metrics, format_mlip_report
     t = time.perf_counter()
     _, data, pred = _predict(args)
     m = compute_metrics(data.configs, *pred)
@@ -114,7 +114,7 @@ def cmd_template(args) -> int:
 
 def _check_suffix(path, kind: str) -> None:
     """ValueError unless `path` has an extension a potential of `kind` is saved in."""
-    from optbench.adapters.capi import SUFFIXES
+    from optbench.engine.capi import SUFFIXES
     if not str(path).endswith(SUFFIXES[kind]):
         raise ValueError(f"{path}: {kind.upper()} potentials are saved as {' or '.join(SUFFIXES[kind])}")
 
@@ -165,12 +165,12 @@ def _train_objective(args, data, train_set, valid, weights):
     """The Objective `optbench train` steps on, by --engine: the embedded engine or
     --lib's library (POT a .mtp/.almtp file or a spec), MLIP-4's Python module (POT its
     potential JSON) or MLIP's mlp program (optimizer native only)."""
-    from optbench.harness.engines import MlpCliObjective
-    from optbench.harness.objective import EngineObjective
+    from optbench.engine.engines import MlpCliObjective
+    from optbench.objective.protocol import EngineObjective
 
     engine = args.engine or ("capi" if args.lib else "embedded")
     if engine == "mlip4":
-        from optbench.harness.engines import build_objective
+        from optbench.engine.engines import build_objective
         return build_objective({"kind": args.kind, "template": args.potential, "engine": "mlip4",
                                 "module": args.module}, train_set, valid, weights, args.threads or 1)
     if engine == "capi" and not args.lib:
@@ -183,7 +183,7 @@ def _train_objective(args, data, train_set, valid, weights):
     if engine == "embedded":
         _check_suffix(args.save_to, pot.kind)  # before training, not after
     if engine == "mlp-cli":
-        from optbench.adapters.mlip4_cli import find_mlp
+        from optbench.mlip.mlp_cli import find_mlp
         if args.optimizer != "native":
             raise ValueError("--engine mlp-cli trains only with --optimizer native (MLIP's mlp train)")
         return MlpCliObjective(eng, pot, train_set, valid, weights, mlp=find_mlp(args.mlp))
@@ -192,12 +192,12 @@ def _train_objective(args, data, train_set, valid, weights):
 
 def cmd_train(args) -> int:
     """One training run: print progress and MLIP's error report; save the potential."""
-    from optbench.harness.budget import Budget
-    from optbench.harness.data import read_dataset, split
-    from optbench.harness.metrics import format_mlip_report
-    from optbench.harness.objective import LossWeights
-    from optbench.harness.schedules import Schedule
-    from optbench.harness.train import TrainSettings, train
+    from optbench.optim.budget import Budget
+    from optbench.io.data import read_dataset, split
+    from optbench.metrics import format_mlip_report
+    from optbench.objective.protocol import LossWeights
+    from optbench.train.schedules import Schedule
+    from optbench.train.loop import TrainSettings, train
 
     data = _read(args)
     if args.valid:
@@ -250,7 +250,7 @@ def cmd_train(args) -> int:
 
 def cmd_optimizers(args) -> int:
     """List the optimizers with their hyperparameters and defaults."""
-    from optbench.harness.optimizers import describe
+    from optbench.optim import describe
     print(describe())
     return 0
 
@@ -267,7 +267,7 @@ def _variables(items: list[str] | None) -> dict[str, str]:
 
 def cmd_validate(args) -> int:
     """Check an experiment file and print the runs it expands to."""
-    from optbench.harness.experiment import describe_plan, load_experiment
+    from optbench.experiments.experiment import describe_plan, load_experiment
 
     print(describe_plan(load_experiment(args.experiment, variables=_variables(args.set))))
     return 0
@@ -275,8 +275,8 @@ def cmd_validate(args) -> int:
 
 def cmd_run(args) -> int:
     """Run the unfinished runs of an experiment into its store, then write the report."""
-    from optbench.harness.experiment import load_experiment
-    from optbench.harness.runner import run_experiment
+    from optbench.experiments.experiment import load_experiment
+    from optbench.experiments.runner import run_experiment
 
     exp = load_experiment(args.experiment, variables=_variables(args.set))
     summary = run_experiment(exp, workers=args.workers, scheduler=args.scheduler, retry_failed=args.retry_failed,
@@ -285,7 +285,7 @@ def cmd_run(args) -> int:
     if summary.interrupted:
         return 130
     if not args.no_report:
-        from optbench.harness.report import write_report
+        from optbench.report.report import write_report
         out = write_report(exp.store_path, experiment=exp.name, baseline=exp.baseline, options=exp.report,
                            keys=_current_keys(exp))
         print(f"report: {out['markdown']} and {out['html']}", file=sys.stderr)
@@ -294,7 +294,7 @@ def cmd_run(args) -> int:
 
 def _current_keys(exp) -> list[str]:
     """The store keys of an experiment's runs on the current code version."""
-    from optbench.harness.runspec import current_code_version
+    from optbench.experiments.runspec import current_code_version
 
     version = current_code_version()
     return [r.key(version) for r in exp.runs]
@@ -307,7 +307,7 @@ def _store_and_experiment(target: str, variables: dict):
 
     path = Path(target)
     if path.suffix == ".toml":
-        from optbench.harness.experiment import load_experiment
+        from optbench.experiments.experiment import load_experiment
         exp = load_experiment(path, variables=variables)
         return exp.store_path, exp.name, exp.baseline, exp.report, _current_keys(exp)
     if not path.is_file():
@@ -317,7 +317,7 @@ def _store_and_experiment(target: str, variables: dict):
 
 def cmd_report(args) -> int:
     """Write report.md and report.html for a store."""
-    from optbench.harness.report import write_report
+    from optbench.report.report import write_report
 
     store, name, baseline, options, keys = _store_and_experiment(args.target, _variables(args.set))
     out = write_report(store, args.output, experiment=args.experiment or name, baseline=args.baseline or baseline,
@@ -328,7 +328,7 @@ def cmd_report(args) -> int:
 
 def cmd_export(args) -> int:
     """Write the store's runs as CSV or Parquet."""
-    from optbench.harness.store import Store
+    from optbench.experiments.store import Store
 
     store, name, _, _, _ = _store_and_experiment(args.target, _variables(args.set))
     with Store(store) as st:

@@ -1,7 +1,7 @@
 """A sweep's report from its results store: report.md and a self-contained report.html
 (figures embedded as PNG data URIs, inline CSS, no external URL) plus the PNGs.
 
-    from optbench.harness.report import write_report
+    from optbench.report.report import write_report
     out = write_report("results/sweep.sqlite", baseline="bfgs")
     out["html"], out["tables"]["vs_baseline"]
 
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import stats
-from .store import FINISHED, Store
+from optbench.report import stats
+from optbench.experiments.store import FINISHED, Store
 
 # (column in the runs frame, scale to the shown unit, unit, label) per summarised quantity.
 QUANTITIES = {

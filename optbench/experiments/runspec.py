@@ -99,9 +99,9 @@ class RunSpec:
 
     def train_settings(self):
         """The TrainSettings this spec describes."""
-        from .budget import Budget
-        from .schedules import Schedule
-        from .train import TrainSettings
+        from optbench.optim.budget import Budget
+        from optbench.train.schedules import Schedule
+        from optbench.train.loop import TrainSettings
 
         s = dict(self.settings)
         kw = {k: s[k] for k in ("hyper", "lr", "batch_size", "clip", "seed", "init_interval", "perturb_sigma",
@@ -123,7 +123,7 @@ def current_code_version() -> str:
     keeps it) and, when tracked files there differ from HEAD, a hash of that difference:
     e.g. "0.1.0+c1a2b3c4d5e6f" or "0.1.0+c1a2b3c4d5e6f.dirty0a1b2c3d". Part of every run
     key: results of other code are not taken for this code's."""
-    from .. import __version__
+    from optbench import __version__
 
     root = Path(__file__).resolve().parents[2]
 

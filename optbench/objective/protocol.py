@@ -20,8 +20,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from optbench.harness.data import DataSet
-from optbench.harness.metrics import Metrics, compute_metrics
+from optbench.io.data import DataSet
+from optbench.metrics import Metrics, compute_metrics
 
 
 @runtime_checkable

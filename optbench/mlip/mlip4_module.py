@@ -38,9 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..harness.data import DataSet, mlip4_records
-from ..harness.metrics import Metrics
-from ..harness.objective import LossWeights, perturbed_start
+from optbench.io.data import DataSet, mlip4_records
+from optbench.metrics import Metrics
+from optbench.objective.protocol import LossWeights, perturbed_start
 
 POTENTIAL_CLASSES = {"mtp": "MTP", "etn": "ETN"}
 

@@ -138,14 +138,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .budget import Budget
-from .data import STRESS_FORMATS
-from .objective import LossWeights
-from .optimizers import REGISTRY, StepEntry
-from .runspec import RunSpec
-from .schedules import Schedule
-from .toml_lines import KeyLocator, KeyPath, show_path
-from .train import TrainSettings
+from optbench.optim.budget import Budget
+from optbench.io.data import STRESS_FORMATS
+from optbench.objective.protocol import LossWeights
+from optbench.optim import REGISTRY, StepEntry
+from optbench.experiments.runspec import RunSpec
+from optbench.train.schedules import Schedule
+from optbench.experiments.toml_lines import KeyLocator, KeyPath, show_path
+from optbench.train.loop import TrainSettings
 
 _LABEL = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -476,7 +476,7 @@ def _etn_model(ctx: _Context, path: KeyPath, t: dict, model: dict) -> dict[str, 
     model.update(_cutoffs(ctx, path, t))
     model.update(_engine(ctx, path, t))
     if model["engine"] == "embedded":
-        from .engines import etn_spec, load_engine
+        from optbench.engine.engines import etn_spec, load_engine
         try:
             load_engine().potential_from_spec(etn_spec(model, n_species=1))
         except Exception as err:  # the engine's message names the word at fault

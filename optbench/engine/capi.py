@@ -221,7 +221,7 @@ class Engine:
 
     def dataset(self, configs, cutoff: float) -> "Dataset":
         """Hand a DataSet (or list of Configuration) with its labels to the engine."""
-        from optbench.harness.data import DataSet, to_arrays
+        from optbench.io.data import DataSet, to_arrays
         a = to_arrays(configs if isinstance(configs, DataSet) else DataSet(list(configs)))
         return self.dataset_from_arrays(a["n_atoms"], a["cells"], a["periodic"], a["positions"],
                                         a["types"], cutoff, a["energies"], a["forces"], a["stresses"])

@@ -7,12 +7,12 @@ separable.py, native.py (MLIP's own mlp train).
 
 from __future__ import annotations
 
-from .base import DriverEntry, Entry, Hyper, Optimizer
-from .first_order import REGISTRY as _FIRST_ORDER
-from .muon import REGISTRY as _MUON
-from .native import REGISTRY as _NATIVE
-from .quasi_newton import REGISTRY as _QUASI_NEWTON
-from .separable import REGISTRY as _SEPARABLE
+from optbench.optim.base import DriverEntry, Entry, Hyper, Optimizer
+from optbench.optim.first_order import REGISTRY as _FIRST_ORDER
+from optbench.optim.muon import REGISTRY as _MUON
+from optbench.optim.native import REGISTRY as _NATIVE
+from optbench.optim.quasi_newton import REGISTRY as _QUASI_NEWTON
+from optbench.optim.separable import REGISTRY as _SEPARABLE
 
 StepEntry = Entry
 

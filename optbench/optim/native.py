@@ -1,5 +1,5 @@
 """MLIP's own trainer as one more optimizer: "native" runs `mlp train` (MLIP-3 / MLIP-4
-command line, through adapters/mlip4_cli.py) on the run's training set from the run's
+command line, through adapters/mlp_cli.py) on the run's training set from the run's
 starting potential, and reports it in the same record as every other optimizer.
 
 What the run record holds for it, and how it differs from the other optimizers:
@@ -26,8 +26,8 @@ import math
 import tempfile
 from pathlib import Path
 
-from ...adapters import mlip4_cli
-from .base import DriverEntry, Hyper
+from optbench.mlip import mlp_cli
+from optbench.optim.base import DriverEntry, Hyper
 
 
 def _iteration_limit(tracker, limit: int) -> tuple[int, bool]:
@@ -47,8 +47,8 @@ def _iteration_limit(tracker, limit: int) -> tuple[int, bool]:
 
 
 def _run_native(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
-    from ..data import write_cfg
-    from ..train import StopRun
+    from optbench.io.data import write_cfg
+    from optbench.train.loop import StopRun
 
     h = REGISTRY["native"].check(hyper)
     objective = tracker.objective
@@ -57,7 +57,7 @@ def _run_native(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
                          f"this objective's potential is an {objective.kind.upper()}")
     try:
         # An engine = "mlp-cli" model names its program; the hyperparameter overrides it.
-        mlp = mlip4_cli.find_mlp(h["mlp"] or getattr(tracker.objective, "mlp", None))
+        mlp = mlp_cli.find_mlp(h["mlp"] or getattr(tracker.objective, "mlp", None))
     except FileNotFoundError as err:
         raise ValueError(str(err)) from None  # a setting to fix, not an optimizer failure
     if h["format"] not in ("almtp", "mtp"):
@@ -76,7 +76,7 @@ def _run_native(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
     write_cfg(objective.train, train_cfg)
     w = objective.weights
     limit, limit_from_budget = _iteration_limit(tracker, int(h["iteration_limit"]))
-    cmd = mlip4_cli.train_command(
+    cmd = mlp_cli.train_command(
         mlp, start, train_cfg, final, energy_weight=w.energy, force_weight=w.forces, stress_weight=w.stress,
         weight_scaling=w.weight_scaling, weight_scaling_forces=w.weight_scaling_forces,
         iteration_limit=limit, tolerance=h["tolerance"], init_random=bool(h["init_random"]))
@@ -88,7 +88,7 @@ def _run_native(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
                          + ("" if seconds is None else f", time limit {timeout:.0f} s"))
 
     t_start = tracker.train_seconds()
-    run = mlip4_cli.run_mlp_train(cmd, workdir / "mlp_train.log", timeout if math.isfinite(timeout) else 10 ** 9,
+    run = mlp_cli.run_mlp_train(cmd, workdir / "mlp_train.log", timeout if math.isfinite(timeout) else 10 ** 9,
                                   echo=False)
     n = tracker.n_train
     for i, it in enumerate(run.log.iterations):

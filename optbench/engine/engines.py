@@ -19,9 +19,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from .data import DataSet, write_cfg
-from .metrics import Metrics
-from .objective import EngineObjective, LossWeights
+from optbench.io.data import DataSet, write_cfg
+from optbench.metrics import Metrics
+from optbench.objective.protocol import EngineObjective, LossWeights
 
 ENGINES = ("embedded", "capi", "mlip4", "mlp-cli")
 _ENGINE_CACHE: dict[str, object] = {}
@@ -30,7 +30,7 @@ _ENGINE_CACHE: dict[str, object] = {}
 def load_engine(lib: str | None = None):
     """The C-ABI engine: the embedded one (lib None) or the library at `lib`; one per
     process and library."""
-    from ..adapters.capi import Engine
+    from optbench.engine.capi import Engine
 
     key = lib or ""
     if key not in _ENGINE_CACHE:  # a missing library: capi.Engine's error names the --lib setting
@@ -96,7 +96,7 @@ def build_objective(model: dict, train: DataSet, valid: DataSet | None, weights:
     if engine_kind not in ENGINES:
         raise ValueError(f"engine {engine_kind!r}: expected one of {', '.join(ENGINES)}")
     if engine_kind == "mlip4":
-        from ..adapters.mlip4_module import Mlip4ModuleObjective, import_mlip4, load_mlip4_potential
+        from optbench.mlip.mlip4_module import Mlip4ModuleObjective, import_mlip4, load_mlip4_potential
 
         if not model.get("template"):
             raise ValueError("engine 'mlip4' starts from an MLIP-4 potential file: set template = PATH (.json)")
@@ -109,7 +109,7 @@ def build_objective(model: dict, train: DataSet, valid: DataSet | None, weights:
     engine.set_num_threads(threads)
     pot = build_potential(engine, model, n_species_of(train, valid))
     if engine_kind == "mlp-cli":
-        from ..adapters.mlip4_cli import find_mlp
+        from optbench.mlip.mlp_cli import find_mlp
 
         try:
             mlp = find_mlp(model.get("mlp"))
@@ -145,7 +145,7 @@ class MlpCliObjective(EngineObjective):
 
     def evaluate(self, x, split: str = "valid") -> Metrics:
         """MLIP's error report (mlp check_errors) of parameters x on a split."""
-        from ..adapters.mlip4_cli import check_errors
+        from optbench.mlip.mlp_cli import check_errors
 
         data, _ = self._split(split)
         with tempfile.TemporaryDirectory(prefix="optbench-mlp-") as tmp:

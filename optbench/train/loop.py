@@ -23,9 +23,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .budget import Budget
-from .metrics import Metrics
-from .schedules import Schedule
+from optbench.optim.budget import Budget
+from optbench.metrics import Metrics
+from optbench.train.schedules import Schedule
 
 STATUSES = ("converged", "target", "budget", "diverged", "stopped", "failed")
 
@@ -304,7 +304,7 @@ def run_steps(tracker: Tracker, opt, x: np.ndarray, lr: float, shuffle_rng: np.r
 def train(objective, settings: TrainSettings, progress: Callable[[str], None] | None = None) -> RunResult:
     """Run `settings.optimizer` on `objective` until its budget ends, it converges,
     diverges or stops; never raises for a diverging optimizer (status "diverged")."""
-    from .optimizers import REGISTRY, StepEntry
+    from optbench.optim import REGISTRY, StepEntry
 
     if settings.optimizer not in REGISTRY:
         raise ValueError(f"unknown optimizer {settings.optimizer!r}; known: {', '.join(sorted(REGISTRY))}")

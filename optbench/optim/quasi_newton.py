@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
-from .base import DriverEntry, Hyper
+from optbench.optim.base import DriverEntry, Hyper
 
 DENSE_BFGS_WARN = 2000
 
@@ -51,7 +51,7 @@ def scipy_minimize(tracker, x0: np.ndarray, method: str, options: dict, info: di
     `x_of(z)` maps SciPy's variables to the full parameter vector (separable methods).
     Raises the Tracker's StopRun when the budget ends or the loss diverges; the last
     accepted iterate is then in tracker.x."""
-    from ..train import StopRun
+    from optbench.train.loop import StopRun
 
     x_of = x_of or (lambda z: z)
     base = loss_grad or (lambda z: tracker.loss_grad(z, None))
@@ -115,8 +115,8 @@ def _run_lbfgs(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
 def _run_adam_lbfgs(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
     """Adam (mini-batch as set) for `adam_fraction` of every budget limit, then
     L-BFGS-B (full batch) from Adam's point for the rest."""
-    from ..train import StopRun, run_steps
-    from .first_order import REGISTRY as FIRST_ORDER
+    from optbench.train.loop import StopRun, run_steps
+    from optbench.optim.first_order import REGISTRY as FIRST_ORDER
 
     h = REGISTRY["adam_lbfgs"].check(hyper)
     frac = float(h["adam_fraction"])

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from .base import DriverEntry, Hyper
-from .quasi_newton import full_batch_note, scipy_minimize
+from optbench.optim.base import DriverEntry, Hyper
+from optbench.optim.quasi_newton import full_batch_note, scipy_minimize
 
 
 def solve_linear(A: np.ndarray, b: np.ndarray, ridge: float) -> np.ndarray:
@@ -52,7 +52,7 @@ def _system(tracker, obj, x, cost: float):
     A, b, r0 = obj.linear_system(x)
     tracker.count(int(round(cost * tracker.n_train)))
     if not (np.all(np.isfinite(A)) and np.all(np.isfinite(b))):
-        from ..train import StopRun
+        from optbench.train.loop import StopRun
         raise StopRun("diverged", f"non-finite linear system after {tracker.steps} iterations")
     return A, b
 
@@ -85,7 +85,7 @@ def _run_varpro(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
 
 
 def _run_alternating(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
-    from ..train import StopRun
+    from optbench.train.loop import StopRun
 
     h = REGISTRY["alternating"].check(hyper)
     obj, lin = _linear_parts(tracker)

@@ -35,8 +35,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, TextIO
 
-from .runspec import RunSpec, current_code_version
-from .store import Store
+from optbench.experiments.runspec import RunSpec, current_code_version
+from optbench.experiments.store import Store
 
 _DATA_CACHE: dict[str, tuple] = {}
 
@@ -48,8 +48,8 @@ _DATA_CACHE: dict[str, tuple] = {}
 def load_data(data: dict):
     """(train, valid or None) DataSets for a RunSpec's data dict; cached per process, so
     a worker reads or generates each data set once however many runs use it."""
-    from .data import read_dataset, split
-    from .generator import generate_agpd_split
+    from optbench.io.data import read_dataset, split
+    from optbench.io.generator import generate_agpd_split
 
     cache_key = json.dumps(data, sort_keys=True)
     if cache_key in _DATA_CACHE:
@@ -92,9 +92,9 @@ def execute_run(spec_dict: dict, progress: Callable[[str], None] | None = None) 
     the message (and the traceback's last line) rather than as exceptions."""
     import socket
 
-    from .engines import build_objective
-    from .objective import LossWeights
-    from .train import train
+    from optbench.engine.engines import build_objective
+    from optbench.objective.protocol import LossWeights
+    from optbench.train.loop import train
 
     t0 = time.perf_counter()
     try:

@@ -1,1 +1,0 @@
-"""Adapters to potential implementations: the ctypes binding of the embedded engine (capi)."""

@@ -1,0 +1,4 @@
+"""The ``optbench`` command."""
+from optbench.cli.commands import main
+
+__all__ = ["main"]

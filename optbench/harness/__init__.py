@@ -1,1 +1,0 @@
-"""The benchmark harness: data sets, objectives, optimizer runs and the `optbench` command line."""
