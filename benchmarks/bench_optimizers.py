@@ -20,7 +20,7 @@ class StepUpdate:
     setup_cache = staticmethod(common.agpd_sets)
 
     def setup(self, sets, optimizer):
-        from optbench.optim import REGISTRY
+        REGISTRY = common.load("optbench.optim", "REGISTRY")
 
         if optimizer not in REGISTRY:  # the suite is discovered once for every commit compared
             raise NotImplementedError(f"no optimizer {optimizer!r} at this commit")
@@ -50,7 +50,7 @@ class DriverRun:
     setup_cache = staticmethod(common.agpd_sets)
 
     def setup(self, sets, optimizer):
-        from optbench.optim import REGISTRY
+        REGISTRY = common.load("optbench.optim", "REGISTRY")
 
         if optimizer not in REGISTRY:
             raise NotImplementedError(f"no optimizer {optimizer!r} at this commit")
@@ -59,8 +59,8 @@ class DriverRun:
 
     def time_run(self, sets, optimizer):
         """train() for 4 epochs of full-batch work (seconds)."""
-        from optbench.optim.budget import Budget
-        from optbench.train.loop import TrainSettings, train
+        Budget = common.load("optbench.optim.budget", "Budget")
+        TrainSettings, train = common.load("optbench.train", "TrainSettings", "train")
 
         result = train(self.obj, TrainSettings(optimizer=optimizer, budget=Budget(epochs=DRIVER_EPOCHS),
                                                seed=0, eval_every=10 ** 9))

@@ -26,9 +26,9 @@ TARGET_MEV = 40.0  # validation EPA RMSE target (meV/atom) of track_configs_to_t
 def _run(optimizer: str, sets) -> dict:
     """One training run of the fixed problem; its best-validation errors and the
     configurations evaluated until the validation EPA RMSE first reached the target."""
-    from optbench.optim.budget import Budget
-    from optbench.optim import REGISTRY, StepEntry
-    from optbench.train.loop import TrainSettings, train
+    Budget = common.load("optbench.optim.budget", "Budget")
+    REGISTRY, StepEntry = common.load("optbench.optim", "REGISTRY", "StepEntry")
+    TrainSettings, train = common.load("optbench.train", "TrainSettings", "train")
 
     if optimizer not in REGISTRY:
         return {"skip": f"no optimizer {optimizer!r} at this commit"}
@@ -56,7 +56,7 @@ class Quality:
 
     def setup_cache(self):
         """Generate the data (about 1 s) and train every representative once."""
-        from optbench.io.generator import generate_agpd_split
+        generate_agpd_split = common.load("optbench.io.generator", "generate_agpd_split")
 
         sets = generate_agpd_split(N_TRAIN, N_VALID, seed=0)
         return {name: _run(name, sets) for name in common.REPRESENTATIVES}

@@ -3,7 +3,7 @@
 our ETN against our MTP level 16.
 
 Data: the generated Ag-Pd set (``optbench.io.generator.generate_agpd(240, seed=0)``,
-written with ``optbench.io.data.write_cfg`` to a temporary .cfg so that both engines
+written with ``optbench.io.write_cfg`` to a temporary .cfg so that both engines
 read the very same file) or ``--data PATH``.  Loss: energy + forces (stress weight 0 by
 default), with motep's default normalisation, i.e. per configuration k with N_k atoms
 (K configurations)::
@@ -107,7 +107,7 @@ def _worker_optbench(job: dict) -> dict:
     import numpy as np
 
     from optbench.engine.capi import Engine
-    from optbench.io.data import read_cfg
+    from optbench.io import read_cfg
 
     configs = read_cfg(job["data"]).configs
     eng = Engine()
@@ -210,7 +210,7 @@ def _prepare_data(args, tmp: Path) -> tuple[str, dict]:
     if args.data:
         return str(Path(args.data).resolve()), {"source": "file", "path": str(args.data)}
     try:
-        from optbench.io.data import write_cfg
+        from optbench.io import write_cfg
         from optbench.io.generator import generate_agpd
     except ImportError as exc:
         msg = f"cannot generate the Ag-Pd set ({exc}); pass --data PATH.cfg"

@@ -48,9 +48,9 @@ def main(argv=None) -> int:
     from optbench.engine.capi import Engine
     from optbench.optim.budget import Budget
     from optbench.io.generator import generate_agpd
-    from optbench.objective.protocol import EngineObjective, LossWeights
+    from optbench.objective import EngineObjective, LossWeights
     from optbench.optim import REGISTRY, StepEntry
-    from optbench.train.loop import TrainSettings, train
+    from optbench.train import TrainSettings, train
 
     data = generate_agpd(args.n_configs, seed=0)
     eng = Engine()

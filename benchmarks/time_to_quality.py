@@ -38,10 +38,10 @@ def main(argv=None) -> int:
 
     from optbench.engine.capi import Engine
     from optbench.optim.budget import Budget
-    from optbench.io.data import read_cfg
-    from optbench.objective.protocol import EngineObjective, LossWeights
+    from optbench.io import read_cfg
+    from optbench.objective import EngineObjective, LossWeights
     from optbench.optim import REGISTRY, StepEntry
-    from optbench.train.loop import TrainSettings, train
+    from optbench.train import TrainSettings, train
 
     folder = Path(args.data)
     if not (folder / "emt_train.cfg").is_file():

@@ -18,8 +18,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from ase import units
 
-EV_PER_A3_IN_GPA = 160.21766208
+#: GPa per eV/A^3 (ase.units, CODATA 2014: 160.21766208).
+EV_PER_A3_IN_GPA = 1.0 / units.GPa
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from optbench.io.data import Configuration, DataSet
+from optbench.io import Configuration, DataSet
 
 WEIGHTS = (1.0, 0.05, 0.01)  # wE, wF, wS: all three loss terms on
 

@@ -14,7 +14,7 @@ import numpy as np
 from conftest import random_potential
 
 from optbench.cli import main
-from optbench.io.data import read_cfg, write_cfg
+from optbench.io import read_cfg, write_cfg
 
 
 def test_template_efs_errors(engine, agpd_small, tmp_path, capsys):

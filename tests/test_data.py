@@ -1,4 +1,4 @@
-"""Contracts of optbench.io.data (readers, writers, conventions) and of the default
+"""Contracts of optbench.io (readers, writers, conventions) and of the default
 data set generator (optbench.io.generator).
 
 Sign convention under test: ``Configuration.stress`` is MLIP's PlusStress, the virial
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optbench.io import data as D
-from optbench.io.data import Configuration, DataError, DataSet
+import optbench.io as D
+from optbench.io import Configuration, DataError, DataSet
 from optbench.io import generator as G
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -265,8 +265,8 @@ def test_split_to_arrays_and_species_mapping():
     m = D.map_species(ds, ["Cu", "Ag", "Pd"])
     assert m.species == ["Cu", "Ag", "Pd"]
     np.testing.assert_array_equal(m[0].types, [1, 2, 0, 2, 1])
-    assert ds.remap_species(["Cu", "Ag", "Pd"])[0].types.tolist() == [1, 2, 0, 2, 1]
-    r = ds.remap_species({0: 1, 1: 2, 2: 0})
+    assert D.map_species(ds, ["Cu", "Ag", "Pd"])[0].types.tolist() == [1, 2, 0, 2, 1]
+    r = D.map_species(ds, {0: 1, 1: 2, 2: 0})
     assert r.species == ["Cu", "Ag", "Pd"] and r[0].types.tolist() == [1, 2, 0, 2, 1]
     assert ds[1:3].species == ds.species and len(ds[np.array([0, 2])]) == 2
     assert ds.n_species == 3 and DataSet(ds.configs).n_species == 3
@@ -473,3 +473,48 @@ def test_extxyz_standard_ase_keys(tmp_path):
     atoms.info["stress"] = np.zeros((3, 3))
     ase.io.write(tmp_path / "vir.xyz", atoms, format="extxyz")
     np.testing.assert_allclose(D.read_extxyz(tmp_path / "vir.xyz")[0].stress, cfg.stress, atol=1e-7)
+
+
+def test_overlap_check_is_exact_in_sheared_cells():
+    """validate's close-pair check agrees with brute force for random sheared cells (where
+    rounding fractional coordinates can pick the wrong image) and orthorhombic ones (the
+    k-d tree path), threshold 1 A. The brute force tries every lattice image that can be
+    that close: with fractional differences in (-1, 1), |n_k| <= 1 + r |b_k| (b the
+    reciprocal vectors, r the threshold)."""
+    rng = np.random.default_rng(5)
+    disagreements, flagged, r = 0, 0, 1.0
+    for trial in range(60):
+        cell = np.diag(rng.uniform(3.0, 5.0, 3))
+        if trial % 2:
+            cell[1, 0], cell[2, 0], cell[2, 1] = rng.uniform(-4.0, 4.0, 3)  # strongly sheared
+        pos = rng.uniform(0.0, 1.0, (4, 3)) @ cell + rng.normal(0.0, 3.0, (4, 3))  # not wrapped into the cell
+        inv = np.linalg.inv(cell)
+        frac = np.mod(pos @ inv, 1.0)
+        reach = np.ceil(1 + r * np.linalg.norm(inv.T, axis=1)).astype(int)
+        n = np.array(np.meshgrid(*[np.arange(-k, k + 1) for k in reach], indexing="ij")).reshape(3, -1).T
+        best = np.inf
+        for i in range(4):
+            for j in range(4):
+                d = np.linalg.norm((frac[i] - frac[j] + n) @ cell, axis=1)
+                if i == j:
+                    d = d[(n != 0).any(axis=1)]
+                best = min(best, d.min())
+        cfg = Configuration(positions=pos, types=np.zeros(4, np.int32), cell=cell, source=f"trial{trial}")
+        try:
+            D.validate(DataSet([cfg]), min_distance=r)
+            found = False
+        except DataError as err:
+            assert "same position" in str(err)
+            found = True
+        disagreements += found != (best < r)
+        flagged += found
+    assert disagreements == 0
+    assert 5 < flagged < 55  # both outcomes occur
+    # A pair the minimum-image shortcut misses: in a cell with a short a + b, the second
+    # atom sits at fractional (0.45, -0.45, 0), which rounds to the 3.5 A image, while
+    # the image through +b is 0.40 A away.
+    cell = np.array([[4.0, 0.0, 0.0], [-3.8, 0.5, 0.0], [0.0, 0.0, 4.0]])
+    pos = np.array([[0.0, 0.0, 0.0], [0.45, -0.45, 0.0]]) @ cell
+    cfg = Configuration(positions=pos, types=np.zeros(2, np.int32), cell=cell, source="skewed")
+    with pytest.raises(DataError, match=r"skewed: atoms 1 and 2 are at the same position \(distance 4\.00e-01 A\)"):
+        D.validate(DataSet([cfg]), min_distance=1.0)

@@ -17,7 +17,7 @@ import pytest
 from conftest import REPO_ROOT, random_potential
 
 from optbench.engine import capi
-from optbench.io.data import Configuration, DataSet
+from optbench.io import Configuration, DataSet
 
 
 def test_every_header_function_is_exported(engine):

@@ -22,7 +22,7 @@ from physics_helpers import (check_energy_derivatives, check_gradient_fd, check_
                              check_supercell_extensive, check_threads_and_subsets,
                              check_translation_permutation_images, label_with_noise, molecule, small_cells)
 
-from optbench.io.data import Configuration
+from optbench.io import Configuration
 
 
 @pytest.mark.parametrize("kind", ["periodic", "small_cells", "molecule"])

@@ -30,10 +30,10 @@ from physics_helpers import (check_energy_derivatives, check_gradient_fd, check_
 
 from optbench.engine import capi
 from optbench.optim.budget import Budget
-from optbench.io.data import Configuration, DataSet
-from optbench.objective.protocol import EngineObjective, LossWeights
+from optbench.io import Configuration, DataSet
+from optbench.objective import EngineObjective, LossWeights
 from optbench.optim import REGISTRY
-from optbench.train.loop import TrainSettings, train
+from optbench.train import TrainSettings, train
 
 # Small models that exercise every feature: per-l lists, ranks > 1, K = 2, 3, 4, 3 species.
 SPEC_A = "etn species=2 lmax=2 shape=1;2,1,1;2 ranks=2;1,2,1 radial_basis_size=5 min_dist=1.8 max_dist=5.0"
@@ -453,7 +453,7 @@ def test_cli_template_and_train_accept_etn_specs(tmp_path, agpd_split, capsys):
     """`optbench template "etn ..."` writes an untrained ETN file, `optbench train "etn ..."`
     trains and saves one (.json), and a .mtp target for an ETN is refused before training."""
     from optbench.cli import main
-    from optbench.io.data import write_cfg
+    from optbench.io import write_cfg
 
     out = tmp_path / "untrained.json"
     assert main(["template", "etn shape=1;2;1 lmax=1", "--species", "2", "-o", str(out)]) == 0

@@ -1,4 +1,4 @@
-"""Experiment files -> RunSpecs (optbench/harness/experiment.py): grid expansion, variant
+"""Experiment files -> RunSpecs (optbench/experiments/): grid expansion, variant
 labels, seeds, restrictions, variables, the shipped experiments, run keys, and one
 ExperimentError with file, line and key path for every kind of malformed file."""
 
@@ -290,7 +290,7 @@ def test_etn_model_dict_and_spec(tmp_path):
     """An ETN model table becomes {"kind": "etn", "shape", "ranks", "lmax", radial basis,
     "engine"}; ranks default to 1 per bond; the engine spec built from it gives the
     documented parameter count (660 for [[1],[6],[3]], ranks [[1],[1]], 2 species)."""
-    from optbench.engine.engines import etn_spec, load_engine
+    from optbench.engine import etn_spec, load_engine
 
     exp = load(tmp_path, HEAD.replace("level = 8", 'kind = "etn"\nshape = [[1], [6], [3]]\nlmax = 2') + ADAM)
     model = exp.runs[0].model

@@ -16,7 +16,7 @@ import re
 import numpy as np
 import pytest
 
-from optbench.io.data import read_cfg
+from optbench.io import read_cfg
 from optbench.metrics import compute_metrics, format_mlip_report
 
 pytestmark = pytest.mark.requires_shared

@@ -1,4 +1,4 @@
-"""The MLIP-4 Python-module route (adapters/mlip4_module.py) against a stand-in `mlip_4`
+"""The MLIP-4 Python-module route (optbench/mlip/mlip4_module.py, optbench/objective/mlip4.py) against a stand-in `mlip_4`
 (tests/mlip4_standin/mlip_4.py) that exposes the documented surface on top of the
 embedded engine, so the adapter's own logic runs for real.
 
@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optbench.mlip.mlip4_module import Mlip4ModuleObjective, import_mlip4, load_mlip4_potential
+from optbench.mlip.mlip4_module import import_mlip4, load_mlip4_potential
+from optbench.objective import Mlip4ModuleObjective
 from optbench.optim.budget import Budget
-from optbench.engine.engines import build_objective
-from optbench.objective.protocol import EngineObjective, LossWeights
-from optbench.train.loop import TrainSettings, train
+from optbench.objective import build_objective
+from optbench.objective import EngineObjective, LossWeights
+from optbench.train import TrainSettings, train
 
 STANDIN = Path(__file__).parent / "mlip4_standin"
 
@@ -150,7 +151,7 @@ def test_cli_train_through_the_module(mlip_4, pot_json, data, tmp_path, capsys):
     """`optbench train POT.json DATA --engine mlip4` trains through the module and saves
     MLIP-4 JSON; --engine capi without --lib is refused naming --lib (exit 2)."""
     from optbench.cli import main
-    from optbench.io.data import write_cfg
+    from optbench.io import write_cfg
 
     write_cfg(data[0], tmp_path / "train.cfg")
     write_cfg(data[1], tmp_path / "valid.cfg")

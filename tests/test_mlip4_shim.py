@@ -18,7 +18,7 @@ MLIP-4 is not public, so the shim cannot be built here as it ships. Three checks
   result is compiled into a library and driven through optbench.engine.capi like any
   mlipc.h implementation: the same bad input gives the same status code and message as
   the embedded engine, neighbour-pair counts agree, the data records are the MLIP-4 JSON
-  that harness.data.mlip4_records writes, batches reuse their loss objects, and what
+  that optbench.io.mlip4_records writes, batches reuse their loss objects, and what
   MLIP-4 cannot serve says so with MLIPC_ERR_UNSUPPORTED.
 """
 
@@ -36,8 +36,8 @@ import pytest
 from conftest import REPO_ROOT
 
 from optbench.engine import capi
-from optbench.io.data import mlip4_records
-from optbench.objective.protocol import LossWeights
+from optbench.io import mlip4_records
+from optbench.objective import LossWeights
 
 SHIM = REPO_ROOT / "mlip4_patches" / "mlip4_capi.cpp"
 README = REPO_ROOT / "mlip4_patches" / "README.md"
@@ -337,7 +337,7 @@ def test_standin_shim_counts_the_pairs_of_the_embedded_engine(shim, engine, agpd
 
 
 def test_standin_shim_writes_mlip4_json_records(shim, agpd_small):
-    """The records a loss object is built from are harness.data.mlip4_records' JSON."""
+    """The records a loss object is built from are optbench.io.mlip4_records' JSON."""
     pot = shim.potential_from_spec(SPEC)
     ds = shim.dataset(agpd_small, 5.0)
     w = LossWeights(energy=1.0, forces=0.01, stress=0.001).per_config(agpd_small)
@@ -434,7 +434,7 @@ def test_standin_shim_rejects_malformed_specs(shim):
 def test_standin_shim_drives_the_harness_objective(shim, agpd_small, tmp_path):
     """The harness's EngineObjective runs on the shim as on the embedded engine: starting
     point, batch loss and gradient, metrics from predict, a saved MLIP-4 JSON potential."""
-    from optbench.objective.protocol import EngineObjective
+    from optbench.objective import EngineObjective
 
     obj = EngineObjective(shim, shim.potential_from_spec(SPEC), agpd_small, agpd_small)
     x = obj.initial_params(seed=1, interval=0.1)

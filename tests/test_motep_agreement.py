@@ -136,14 +136,14 @@ def test_motep_loss_matches_per_config_formula(subset_cfg):
 @pytest.fixture(scope="module")
 def ours(subset_cfg):
     from optbench.engine.capi import Engine
-    from optbench.io.data import read_cfg
+    from optbench.io import DataSet, read_cfg
 
     eng = Engine()
     eng.set_num_threads(1)
     pot = eng.load_potential(str(POTENTIAL))
     configs = read_cfg(str(subset_cfg)).configs
     assert len(configs) == 30
-    ds = eng.dataset(configs, cutoff=CUTOFF)
+    ds = eng.dataset(DataSet(configs), cutoff=CUTOFF)
     return eng, pot, configs, ds
 
 

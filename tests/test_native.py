@@ -1,4 +1,4 @@
-"""The "native" optimizer: MLIP's own `mlp train`, run through adapters/mlip4_cli.py and
+"""The "native" optimizer: MLIP's own `mlp train`, run through optbench/mlip/mlp.py and
 reported in the same RunResult as every other optimizer.
 
 No MLIP binary exists on the test machines, so a stand-in `mlp` (a Python script written
@@ -29,8 +29,8 @@ import pytest
 
 from conftest import requires_shared, shared_dir
 from optbench.optim.budget import Budget
-from optbench.objective.protocol import EngineObjective, LossWeights
-from optbench.train.loop import TrainSettings, train
+from optbench.objective import EngineObjective, LossWeights
+from optbench.train import TrainSettings, train
 
 FAKE_MLP = r'''
 import os, re, shutil, sys, time
@@ -171,8 +171,8 @@ def test_native_replaying_mlip3_gives_mlips_errors(engine, fake_mlp, monkeypatch
     record holds its 75 + 200 iterations and status "stopped" (its iteration limit), and
     our errors of MLIP's potential on emt_train.cfg equal MLIP's report in that log
     (to 1e-5 relative, MLIP's printed digits: both evaluate the same potential)."""
-    from optbench.mlip.mlp_cli import parse_train_log
-    from optbench.io.data import read_cfg
+    from optbench.mlip.logs import parse_train_log
+    from optbench.io import read_cfg
 
     ref = shared_dir() / "reference" / "mlip3"
     monkeypatch.setenv("FAKE_MLP_REPLAY", str(ref / "logs" / "train_mtp08.log"))
@@ -198,7 +198,7 @@ def test_cli_train_native_with_mlp_path(tmp_path, agpd_split, fake_mlp, capsys):
     import json
 
     from optbench.cli import main
-    from optbench.io.data import write_cfg
+    from optbench.io import write_cfg
 
     train_set, valid = agpd_split
     write_cfg(train_set, tmp_path / "train.cfg")

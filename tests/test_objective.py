@@ -15,8 +15,8 @@ import pytest
 from conftest import random_potential
 from scipy.optimize import minimize
 
-from optbench.io.data import Configuration, DataSet
-from optbench.objective.protocol import EngineObjective, LossWeights, Objective
+from optbench.io import Configuration, DataSet
+from optbench.objective import EngineObjective, LossWeights, Objective
 
 
 def test_loss_weights_follow_mlip_conventions(agpd_small):

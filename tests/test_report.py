@@ -1,4 +1,4 @@
-"""The statistics (optbench.report.stats) and the report (optbench.report.report) on a
+"""The statistics (optbench.report.stats) and the report (optbench.report) on a
 synthetic results store built by hand, with every aggregate checked against numbers
 worked out by hand from the planted values.
 
@@ -25,7 +25,7 @@ from scipy.stats import wilcoxon
 
 from optbench.report import stats
 from optbench.metrics import ErrorStats, Metrics
-from optbench.report.report import write_report
+from optbench.report import write_report
 from optbench.experiments.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -222,7 +222,7 @@ def test_moving_average_and_identical_groups():
     assert stats.all_identical([2.0, 2.0 * (1 + 1e-13)]) and not stats.all_identical([2.0])
 
 
-# ---------------------------------------------------------------------- report.py
+# ---------------------------------------------------------------------- the report (optbench.report)
 
 def test_summary_numbers_by_hand(report):
     """Summary table: per variant mean/median/std/min/max of validation EPA (meV/atom),

@@ -1,4 +1,4 @@
-"""The runner and the results store (optbench/harness/runner.py, store.py).
+"""The runner and the results store (optbench/experiments/runner.py, execute.py, store.py).
 
 Contracts: a sweep killed with SIGKILL mid-way loses no finished run, and running it
 again finishes the rest without redoing any finished run; the Dask path gives the same
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from optbench.experiments.runner import execute_run, run_experiment
+from optbench.experiments.execute import execute_run
+from optbench.experiments.runner import run_experiment
 from optbench.experiments.runspec import RunSpec, current_code_version
 from optbench.experiments.store import Store
 

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from optbench.optim.budget import Budget
-from optbench.objective.protocol import EngineObjective, LossWeights
+from optbench.objective import EngineObjective, LossWeights
 from optbench.optim import REGISTRY, StepEntry, describe
 from optbench.optim.quasi_newton import CachedLossGrad
 from optbench.train.schedules import Schedule
-from optbench.train.loop import TrainSettings, train
+from optbench.train import TrainSettings, train
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +202,7 @@ def test_cli_train_writes_potential_report_and_record(tmp_path, agpd_split, caps
     """`optbench train` saves a potential MLIP can read, prints the error report and
     writes the run record as JSON."""
     from optbench.cli import main
-    from optbench.io.data import write_cfg
+    from optbench.io import write_cfg
 
     train_set, valid = agpd_split
     write_cfg(train_set, tmp_path / "train.cfg")

@@ -7,6 +7,9 @@ return code is checked: a failing call raises :class:`EngineError` (or a subclas
 matching the code) carrying the engine's own message.  Arrays go to the engine
 without copies when they already are C-contiguous float64 / int32 / int64.
 
+The binding imports nothing from the rest of optbench (like spglib's Python binding: a
+flat C API, opaque handles, error codes), so it can be used, and tested, on its own.
+
 Units throughout: Angstrom, eV, eV/Angstrom; stresses are MLIP's ``PlusStress``
 virial in eV, order xx yy zz yz xz xy.
 """
@@ -17,7 +20,6 @@ import ctypes
 import json
 import os
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -195,7 +197,7 @@ class Engine:
 
     # ---------------------------------------------------------------- data sets
     def dataset_from_arrays(self, n_atoms, cells, periodic, positions, types, cutoff: float,
-                            energies=None, forces=None, stresses=None) -> "Dataset":
+                            energies=None, forces=None, stresses=None) -> "EngineDataset":
         """Hand configurations to the engine (see mlipc_dataset_create); neighbour lists
         within `cutoff` (Angstrom) are built once, here."""
         n_atoms = _as(n_atoms, np.int64)
@@ -214,20 +216,24 @@ class Engine:
             n_cfg, _ptr(n_atoms, ctypes.c_int64), _ptr(cells, ctypes.c_double),
             _ptr(periodic, ctypes.c_int32), _ptr(positions, ctypes.c_double),
             _ptr(types, ctypes.c_int32), float(cutoff), ctypes.byref(h)))
-        ds = Dataset(self, h, n_atoms)
+        ds = EngineDataset(self, h, n_atoms)
         if energies is not None or forces is not None or stresses is not None:
             ds.set_labels(energies, forces, stresses)
         return ds
 
-    def dataset(self, configs, cutoff: float) -> "Dataset":
-        """Hand a DataSet (or list of Configuration) with its labels to the engine."""
-        from optbench.io.data import DataSet, to_arrays
-        a = to_arrays(configs if isinstance(configs, DataSet) else DataSet(list(configs)))
+    def dataset(self, data, cutoff: float) -> "EngineDataset":
+        """Hand a data set with its labels to the engine: `data` is anything whose
+        ``to_arrays()`` gives the arrays of :meth:`dataset_from_arrays` by name
+        (optbench.io.DataSet does), so this binding imports nothing of the application."""
+        if not hasattr(data, "to_arrays"):
+            raise TypeError(f"Engine.dataset takes a data set with to_arrays() (optbench.io.DataSet), "
+                            f"got {type(data).__name__}")
+        a = data.to_arrays()
         return self.dataset_from_arrays(a["n_atoms"], a["cells"], a["periodic"], a["positions"],
                                         a["types"], cutoff, a["energies"], a["forces"], a["stresses"])
 
     # ---------------------------------------------------------------- evaluation
-    def loss_grad(self, pot: "Potential", ds: "Dataset", weights, idx=None, grad: bool = True):
+    def loss_grad(self, pot: "Potential", ds: "EngineDataset", weights, idx=None, grad: bool = True):
         """Loss of mlipc.h (eV^2-type units as weighted) and its gradient over the
         parameters, for configurations `idx` (None: all).  `weights`: (n_cfg, 3) array of
         per-configuration (wE, wF, wS).  Returns (loss, grad or None)."""
@@ -243,7 +249,7 @@ class Engine:
                                             _ptr(g, ctypes.c_double)))
         return loss.value, g
 
-    def linear_system(self, pot: "Potential", ds: "Dataset", weights, idx=None):
+    def linear_system(self, pot: "Potential", ds: "EngineDataset", weights, idx=None):
         """Normal equations of the loss of :meth:`loss_grad` in the linear parameters at
         the potential's radial coefficients: ``loss(c) = c @ A @ c - 2 * b @ c + r0``.
 
@@ -272,7 +278,7 @@ class Engine:
                                                 ctypes.byref(r0)))
         return A, b, r0.value
 
-    def predict(self, pot: "Potential", ds: "Dataset", idx=None):
+    def predict(self, pot: "Potential", ds: "EngineDataset", idx=None):
         """Energies (n,) eV, forces (atoms of the listed configurations, 3) eV/A and
         PlusStress (n, 6) eV for configurations `idx` (None: all), in idx order."""
         ix = None if idx is None else _as(idx, np.int64)
@@ -376,8 +382,9 @@ class Potential:
         return slice(g[names[0]].start, g[names[-1]].stop)
 
 
-class Dataset:
-    """An engine-side data set (opaque handle) with neighbour lists built once."""
+class EngineDataset:
+    """The engine's copy of a data set (opaque handle): configurations, labels and the
+    neighbour lists built once (the in-memory data set it came from is optbench.io.DataSet)."""
 
     def __init__(self, engine: Engine, handle: ctypes.c_void_p, n_atoms: np.ndarray):
         self.engine, self.handle = engine, handle
@@ -407,13 +414,3 @@ class Dataset:
         self.engine.check(self.engine.lib.mlipc_dataset_size(self.handle, ctypes.byref(a), ctypes.byref(b),
                                                              ctypes.byref(c)))
         return a.value, b.value, c.value
-
-    def force_slices(self, idx: Iterable[int] | None = None) -> list[slice]:
-        """Slices of each listed configuration's atoms in a predict() forces array."""
-        sel = range(self.n_configs) if idx is None else idx
-        out, start = [], 0
-        for k in sel:
-            n = int(self.atoms_per_config[k])
-            out.append(slice(start, start + n))
-            start += n
-        return out

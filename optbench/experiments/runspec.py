@@ -17,7 +17,7 @@ model_name / model: the label used in tables and the model, as a dict:
     "min_dist": 2.0, "max_dist": 5.0, "engine": "embedded"};
     "engine" is "embedded", "capi" (with "lib", a library path), "mlip4" (with
     "template", an MLIP-4 potential JSON, and optional "module") or "mlp-cli" (optional
-    "mlp", the program): see engines.py.
+    "mlp", the program): see optbench/engine/choice.py.
 data_name / data: the label used in tables and the data, as a dict:
     {"kind": "generate", "n_train": 240, "n_valid": 60, "seed": 0}   (Ag-Pd EMT), or
     {"kind": "files", "train": "/abs/train.cfg", "valid": "/abs/valid.cfg" | None,
@@ -25,7 +25,7 @@ data_name / data: the label used in tables and the data, as a dict:
      "species": ["Ag", "Pd"] | None}.
 weights: LossWeights fields {"energy", "forces", "stress", "weight_scaling",
     "weight_scaling_forces"}.
-optimizer: a name of optimizers.REGISTRY; variant: the label of this optimizer
+optimizer: a name of optbench.optim.REGISTRY; variant: the label of this optimizer
     setting in tables, the optimizer plus the settings that vary in the experiment's
     grids (e.g. "adam lr=0.001 batch_size=32"); runs differing only in seed share it.
 settings: TrainSettings as JSON: {"hyper": {...}, "lr", "batch_size", "clip",
@@ -44,6 +44,9 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from optbench import __version__
+from optbench.train import Budget, Schedule, TrainSettings
 
 _SETTINGS_KEYS = ("hyper", "lr", "batch_size", "clip", "schedule", "budget", "seed", "init_interval",
                   "perturb_sigma", "perturb_every", "eval_every", "target_valid_epa")
@@ -93,16 +96,12 @@ class RunSpec:
 
     def key(self, code_version: str | None = None) -> str:
         """The run's key in the store: 16 hex digits of SHA-256 over the canonical spec
-        and the code version (default: `code_version()`)."""
+        and the code version (default: `current_code_version()`)."""
         version = code_version if code_version is not None else current_code_version()
         return hashlib.sha256(f"{version}\n{self.canonical_json()}".encode()).hexdigest()[:16]
 
     def train_settings(self):
         """The TrainSettings this spec describes."""
-        from optbench.optim.budget import Budget
-        from optbench.train.schedules import Schedule
-        from optbench.train.loop import TrainSettings
-
         s = dict(self.settings)
         kw = {k: s[k] for k in ("hyper", "lr", "batch_size", "clip", "seed", "init_interval", "perturb_sigma",
                                 "perturb_every", "eval_every", "target_valid_epa") if s.get(k) is not None}
@@ -123,8 +122,6 @@ def current_code_version() -> str:
     keeps it) and, when tracked files there differ from HEAD, a hash of that difference:
     e.g. "0.1.0+c1a2b3c4d5e6f" or "0.1.0+c1a2b3c4d5e6f.dirty0a1b2c3d". Part of every run
     key: results of other code are not taken for this code's."""
-    from optbench import __version__
-
     root = Path(__file__).resolve().parents[2]
 
     def git(*args: str) -> str:

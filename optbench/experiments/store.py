@@ -8,9 +8,9 @@ runs       one row per run key (runspec.RunSpec.key): the spec (JSON), labels (m
            host and the runner that claimed it.
 metrics    (key, which, split, name) -> value: which is "last" or "best" (the
            best-validation parameters), split "train" or "valid", name one of
-           METRIC_NAMES (eV/atom, eV/A, eV, GPa as in metrics.Metrics).
+           METRIC_NAMES (eV/atom, eV/A, eV, GPa as in optbench.metrics.Metrics).
 histories  per run: step, loss, configs, seconds (JSON arrays) and the periodic
-           evaluations (JSON list of dicts), as train.History holds them.
+           evaluations (JSON list of dicts), as optbench.train.History holds them.
 
 Life of a run: `claim` inserts it as "running" with its owner (host, pid of the runner);
 `finish` writes its result in one transaction. A finished row is never overwritten. A
@@ -32,7 +32,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
-FINISHED = ("converged", "target", "budget", "stopped", "diverged", "failed", "timed_out")
+from optbench.status import FINISHED, RunStatus
+
 METRIC_NAMES = {
     "epa_rmse": ("energy_per_atom", "rmse"), "epa_mae": ("energy_per_atom", "mae"),
     "epa_max": ("energy_per_atom", "max"), "energy_rmse": ("energy", "rmse"),
@@ -134,8 +135,14 @@ class Store:
         for key, status, host, pid in rows:
             if wanted is not None and key not in wanted:
                 continue
-            out[key] = "interrupted" if status == "running" and not _owner_alive(host, pid) else status
+            out[key] = RunStatus.INTERRUPTED.value if status == RunStatus.RUNNING and not _owner_alive(host, pid) else status
         return out
+
+    def owner_pid(self, key: str) -> int | None:
+        """The process id of the runner that claimed run `key` (None when the run is not in
+        the store or has no owner)."""
+        row = self.db.execute("SELECT owner_pid FROM runs WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
 
     def claim(self, key: str, spec: dict, code_version: str, *, retry_failed: bool = False,
               take_over: bool = False) -> bool:
@@ -149,9 +156,9 @@ class Store:
             if row is not None:
                 status, other_host, other_pid = row
                 remote = other_host != socket.gethostname()
-                if status == "running" and _owner_alive(other_host, other_pid) and not (take_over and remote):
+                if status == RunStatus.RUNNING and _owner_alive(other_host, other_pid) and not (take_over and remote):
                     return False
-                if status in FINISHED and not (retry_failed and status == "failed"):
+                if status in FINISHED and not (retry_failed and status == RunStatus.FAILED):
                     return False
                 self.db.execute("DELETE FROM metrics WHERE key = ?", (key,))
                 self.db.execute("DELETE FROM histories WHERE key = ?", (key,))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from optbench.io.data import Configuration, DataSet
+from optbench.io.dataset import Configuration, DataSet
 
 __all__ = ["generate_agpd", "generate_agpd_split", "SPECIES", "A_AG", "A_PD", "REPEATS"]
 

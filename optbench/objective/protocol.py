@@ -10,23 +10,28 @@ parameter vector x:
 
 (the mean over the configurations of the batch, like the loss MLIP prints), with MLIP's
 weight conventions (LossWeights).  Optimizers never know which engine is behind it.
+
+Implementations: EngineObjective (engine_objective.py: the embedded engine or another
+mlipc.h library), MlpCliObjective (mlp_cli.py: MLIP's mlp program), Mlip4ModuleObjective
+(mlip4.py: MLIP-4's Python module); build.py chooses one for a model dict.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from optbench.io.data import DataSet
-from optbench.metrics import Metrics, compute_metrics
+from optbench.io import DataSet
+from optbench.metrics import Metrics
 
 
 @runtime_checkable
 class Objective(Protocol):
-    """What an optimizer sees (ARCHITECTURE.md)."""
+    """What an optimizer sees (docs/architecture.md): a flat float64 parameter vector x of
+    n_params values, the mean loss and its gradient over a batch of training
+    configurations, error metrics, and a potential file."""
     n_params: int
 
     def initial_params(self, seed: int, interval: float | None = None) -> np.ndarray: ...
@@ -79,165 +84,3 @@ def perturbed_start(x: np.ndarray, seed: int, interval: float | None) -> np.ndar
     if not (np.isfinite(interval) and interval > 0):
         raise ValueError(f"initialisation interval must be positive, got {interval}")
     return x + np.random.default_rng(seed).uniform(-interval, interval, size=x.size)
-
-
-class EngineObjective:
-    """Objective over an engine reached through the C ABI (adapters/capi.py).
-
-    Configurations evaluated by loss_grad are counted in ``configs_evaluated`` (the budget
-    unit that makes full-batch and mini-batch runs comparable) and calls in ``n_calls``."""
-
-    def __init__(self, engine, potential, train: DataSet, valid: DataSet | None = None,
-                 weights: LossWeights | None = None):
-        if len(train) == 0:
-            raise ValueError("the training set is empty")
-        self.engine, self.potential = engine, potential
-        self.train, self.valid = train, valid
-        self.weights = weights or LossWeights()
-        cutoff = potential.cutoff
-        n_species = potential.info()["species_count"]
-        for name, data in (("training", train), ("validation", valid)):
-            if data is None:
-                continue
-            top = max(int(np.max(c.types)) for c in data.configs)
-            if top >= n_species:
-                raise ValueError(f"the {name} set uses species index {top} but the potential has "
-                                 f"{n_species} species: create the potential with species={top + 1}")
-        self._train_ds = engine.dataset(train, cutoff)
-        self._valid_ds = engine.dataset(valid, cutoff) if valid is not None and len(valid) else None
-        self._w_train = self.weights.per_config(train)
-        self._w_valid = self.weights.per_config(valid) if self._valid_ds is not None else None
-        self._missing_labels_check()
-        self.n_params = potential.n_params
-        self.configs_evaluated = 0
-        self.n_calls = 0
-
-    def _missing_labels_check(self) -> None:
-        w = self._w_train
-        for k, c in enumerate(self.train.configs):
-            if w[k, 0] > 0 and (c.energy is None or not np.isfinite(c.energy)):
-                raise ValueError(f"training configuration {k} ({c.source or 'no source'}) has no energy "
-                                 "but the energy weight is nonzero")
-            if w[k, 1] > 0 and (c.forces is None or not np.all(np.isfinite(c.forces))):
-                raise ValueError(f"training configuration {k} ({c.source or 'no source'}) has no forces "
-                                 "but the force weight is nonzero")
-
-    @property
-    def n_train(self) -> int:
-        """Number of training configurations."""
-        return len(self.train)
-
-    def initial_params(self, seed: int, interval: float | None = None) -> np.ndarray:
-        """The engine's default parameters, plus uniform noise in [-interval, interval]
-        drawn from `seed` (None or 0: the default itself, the same for every seed)."""
-        return perturbed_start(self.potential.default_params(), seed, interval)
-
-    def _set(self, x: np.ndarray) -> None:
-        x = np.asarray(x, dtype=np.float64)
-        if x.shape != (self.n_params,):
-            raise ValueError(f"parameter vector has shape {x.shape}, expected ({self.n_params},)")
-        self.potential.set_params(x)
-
-    def loss_grad(self, x: np.ndarray, batch: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-        """Mean loss over the batch (None: the whole training set) and its gradient."""
-        self._set(x)
-        if batch is not None:
-            batch = np.asarray(batch, dtype=np.int64)
-            if batch.size == 0:
-                raise ValueError("empty batch")
-        n = self.n_train if batch is None else batch.size
-        loss, g = self.engine.loss_grad(self.potential, self._train_ds, self._w_train, idx=batch)
-        self.configs_evaluated += n
-        self.n_calls += 1
-        return loss / n, g / n
-
-    def loss(self, x: np.ndarray, batch: np.ndarray | None = None) -> float:
-        """Mean loss over the batch without the gradient (cheaper)."""
-        self._set(x)
-        n = self.n_train if batch is None else len(batch)
-        loss, _ = self.engine.loss_grad(self.potential, self._train_ds, self._w_train, idx=batch, grad=False)
-        return loss / n
-
-    def valid_loss(self, x: np.ndarray) -> float:
-        """Mean loss over the validation set with the training weights' definition
-        (what reduce-on-plateau schedules watch)."""
-        if self._valid_ds is None:
-            raise ValueError("this objective has no validation set")
-        self._set(x)
-        loss, _ = self.engine.loss_grad(self.potential, self._valid_ds, self._w_valid, grad=False)
-        return loss / len(self.valid)
-
-    @property
-    def kind(self) -> str:
-        """The potential's kind, "mtp" or "etn"."""
-        return self.potential.kind
-
-    @property
-    def linear_slice(self) -> slice:
-        """The parameters the energy is linear in (species then moment coefficients),
-        the last block of the vector; ValueError for a potential without one (ETN)."""
-        return self.potential.linear_slice
-
-    @property
-    def potential_suffix(self) -> str:
-        """The file extension this Objective's potentials are saved with: ".json" for an
-        ETN and for a library that writes MLIP-4 JSON (mlip4_patches), ".almtp" otherwise."""
-        info = self.potential.info()
-        return ".json" if info.get("kind") == "etn" or info.get("engine") == "MLIP-4" else ".almtp"
-
-    def linear_system(self, x: np.ndarray, batch: np.ndarray | None = None):
-        """Normal equations (A, b, r0) of the loss in the linear parameters at x's radial
-        coefficients, so that the mean loss over the batch is c^T A c - 2 b^T c + r0.
-        ValueError for a potential without a linear block (ETN)."""
-        self.linear_slice  # noqa: B018 - raises the clear error before the engine's
-        self._set(x)
-        n = self.n_train if batch is None else len(batch)
-        idx = None if batch is None else np.asarray(batch, dtype=np.int64)
-        A, b, r0 = self.engine.linear_system(self.potential, self._train_ds, self._w_train, idx=idx)
-        return A / n, b / n, r0 / n
-
-    def predict(self, x: np.ndarray, split: str = "valid"):
-        """Energies, forces, PlusStress predicted for a split ('train' or 'valid')."""
-        data, ds = self._split(split)
-        self._set(x)
-        return self.engine.predict(self.potential, ds)
-
-    def _split(self, split: str):
-        if split == "train":
-            return self.train, self._train_ds
-        if split == "valid":
-            if self._valid_ds is None:
-                raise ValueError("this objective has no validation set")
-            return self.valid, self._valid_ds
-        raise ValueError(f"split must be 'train' or 'valid', got {split!r}")
-
-    def evaluate(self, x: np.ndarray, split: str = "valid") -> Metrics:
-        """MLIP's error metrics of parameters x on a split."""
-        data, _ = self._split(split)
-        return compute_metrics(data.configs, *self.predict(x, split))
-
-    def load_potential_file(self, path: str | os.PathLike) -> np.ndarray:
-        """Adopt a potential file written by another trainer (MLIP's mlp train) for this
-        Objective's model and return its parameters. The file's potential replaces this
-        Objective's, so its basis order and the radial `scaling` and `min_dist` MLIP
-        re-chose come with it. ValueError naming the file when its model differs
-        (parameter count, cutoff, species).
-
-        Why adopt the file rather than copy its vector: a file whose moment basis is
-        listed in another order than ours has the same count but another meaning."""
-        other = self.engine.load_potential(path)
-        mine, theirs = self.potential.info(), other.info()
-        for what, a, b in (("parameters", other.n_params, self.n_params),
-                           ("species", theirs["species_count"], mine["species_count"])):
-            if a != b:
-                raise ValueError(f"{path}: {a} {what}, this run's potential has {b}")
-        if not np.isclose(other.cutoff, self.potential.cutoff):
-            raise ValueError(f"{path}: cutoff {other.cutoff} A, this run's potential has {self.potential.cutoff} A")
-        self.potential = other
-        return other.get_params()
-
-    def save(self, x: np.ndarray, path: str | os.PathLike) -> None:
-        """Write the potential with parameters x: an MTP as an MLIP file (.mtp or .almtp),
-        an ETN as JSON (.json)."""
-        self._set(x)
-        self.potential.save(path)

@@ -3,6 +3,14 @@
 Step-based (pure init/update pairs, see base.py): first_order.py, muon.py.
 Self-driven (own iterations under the training loop's budget): quasi_newton.py,
 separable.py, native.py (MLIP's own mlp train).
+Below them, what their iterations need: budget.py (`Budget`) and loop.py (`StopRun`, the
+step loop `run_steps`, gradient clipping).
+
+To add an optimizer: write its `init`/`update` pair (or a driver `run(tracker, ...)`) in
+the module of its family, add an `Entry` (or `DriverEntry`) to that module's REGISTRY
+with its hyperparameters, and, for a new family, add the module's REGISTRY to FAMILIES
+below. `optbench optimizers`, experiment files, the benchmarks and the parity tests pick
+it up from REGISTRY.
 """
 
 from __future__ import annotations

@@ -88,6 +88,16 @@ def check_flag(name: str, value) -> bool:
     return bool(value)
 
 
+def with_defaults(hypers: dict[str, Hyper], given: dict[str, Any]) -> dict[str, Any]:
+    """Every hyperparameter of `hypers` at its default, replaced by the `given` values; a
+    name not in `hypers` is a ValueError listing the known ones."""
+    unknown = sorted(set(given) - set(hypers))
+    if unknown:
+        raise ValueError(f"unknown hyperparameter(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(hypers)) or 'none'}")
+    return {**{k: h.default for k, h in hypers.items()}, **given}
+
+
 @dataclass(frozen=True)
 class Entry:
     """How the command line and experiment files reach a step-based optimizer: its
@@ -102,13 +112,7 @@ class Entry:
     def build(self, **overrides) -> Optimizer:
         """The optimizer with defaults replaced by `overrides`; an unknown name is a
         ValueError listing the known ones."""
-        unknown = sorted(set(overrides) - set(self.hypers))
-        if unknown:
-            raise ValueError(f"unknown hyperparameter(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(self.hypers)) or 'none'}")
-        kw = {k: h.default for k, h in self.hypers.items()}
-        kw.update(overrides)
-        return self.factory(**kw)
+        return self.factory(**with_defaults(self.hypers, overrides))
 
 
 @dataclass(frozen=True)
@@ -126,8 +130,4 @@ class DriverEntry:
 
     def check(self, hyper: dict) -> dict:
         """`hyper` completed with defaults; an unknown name is a ValueError."""
-        unknown = sorted(set(hyper) - set(self.hypers))
-        if unknown:
-            raise ValueError(f"unknown hyperparameter(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(self.hypers)) or 'none'}")
-        return {**{k: h.default for k, h in self.hypers.items()}, **hyper}
+        return with_defaults(self.hypers, hyper)

@@ -12,6 +12,12 @@ import math
 from dataclasses import asdict, dataclass
 
 
+def _number_text(v: float | int) -> str:
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return repr(v)
+
+
 @dataclass(frozen=True)
 class Budget:
     """Stop a run at `epochs` passes over the training set, `evals` configurations
@@ -61,6 +67,12 @@ class Budget:
         return Budget(None if self.epochs is None else self.epochs * fraction,
                       None if self.evals is None else max(1, int(self.evals * fraction)),
                       None if self.seconds is None else self.seconds * fraction)
+
+    def text(self) -> str:
+        """The budget as `parse` reads it, limits in the order epochs, evals, seconds:
+        "epochs=50,seconds=30" (whole numbers without ".0", others as repr)."""
+        limits = (("epochs", self.epochs), ("evals", self.evals), ("seconds", self.seconds))
+        return ",".join(f"{k}={_number_text(v)}" for k, v in limits if v is not None)
 
     def to_dict(self) -> dict:
         """The limits, None where unlimited."""

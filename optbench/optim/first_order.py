@@ -20,7 +20,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from optbench.optim.base import Entry, Hyper, Optimizer, State, check_flag, check_fraction, check_integer, check_positive
+from optbench.optim.base import (
+    Entry,
+    Hyper,
+    Optimizer,
+    State,
+    check_flag,
+    check_fraction,
+    check_integer,
+    check_positive,
+)
 
 
 def _check_moments(b1: float, b2: float, eps: float) -> tuple[float, float, float]:

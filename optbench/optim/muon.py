@@ -39,7 +39,15 @@ import warnings
 
 import numpy as np
 
-from optbench.optim.base import Entry, Hyper, Optimizer, check_flag, check_fraction, check_integer, check_positive
+from optbench.optim.base import (
+    Entry,
+    Hyper,
+    Optimizer,
+    check_flag,
+    check_fraction,
+    check_integer,
+    check_positive,
+)
 
 NS_COEFFS = (3.4445, -4.7750, 2.0315)
 VIEWS = ("pad_sqrt", "factorization")

@@ -1,5 +1,5 @@
 """MLIP's own trainer as one more optimizer: "native" runs `mlp train` (MLIP-3 / MLIP-4
-command line, through adapters/mlp_cli.py) on the run's training set from the run's
+command line, through optbench/mlip/mlp.py) on the run's training set from the run's
 starting potential, and reports it in the same record as every other optimizer.
 
 What the run record holds for it, and how it differs from the other optimizers:
@@ -26,8 +26,11 @@ import math
 import tempfile
 from pathlib import Path
 
-from optbench.mlip import mlp_cli
+from optbench.io import write_cfg
+from optbench.mlip.mlp import find_mlp, run_mlp_train, train_command
 from optbench.optim.base import DriverEntry, Hyper
+from optbench.optim.loop import StopRun
+from optbench.status import RunStatus
 
 
 def _iteration_limit(tracker, limit: int) -> tuple[int, bool]:
@@ -47,8 +50,6 @@ def _iteration_limit(tracker, limit: int) -> tuple[int, bool]:
 
 
 def _run_native(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
-    from optbench.io.data import write_cfg
-    from optbench.train.loop import StopRun
 
     h = REGISTRY["native"].check(hyper)
     objective = tracker.objective
@@ -57,7 +58,7 @@ def _run_native(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
                          f"this objective's potential is an {objective.kind.upper()}")
     try:
         # An engine = "mlp-cli" model names its program; the hyperparameter overrides it.
-        mlp = mlp_cli.find_mlp(h["mlp"] or getattr(tracker.objective, "mlp", None))
+        mlp = find_mlp(h["mlp"] or getattr(tracker.objective, "mlp", None))
     except FileNotFoundError as err:
         raise ValueError(str(err)) from None  # a setting to fix, not an optimizer failure
     if h["format"] not in ("almtp", "mtp"):
@@ -76,7 +77,7 @@ def _run_native(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
     write_cfg(objective.train, train_cfg)
     w = objective.weights
     limit, limit_from_budget = _iteration_limit(tracker, int(h["iteration_limit"]))
-    cmd = mlp_cli.train_command(
+    cmd = train_command(
         mlp, start, train_cfg, final, energy_weight=w.energy, force_weight=w.forces, stress_weight=w.stress,
         weight_scaling=w.weight_scaling, weight_scaling_forces=w.weight_scaling_forces,
         iteration_limit=limit, tolerance=h["tolerance"], init_random=bool(h["init_random"]))
@@ -88,7 +89,7 @@ def _run_native(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
                          + ("" if seconds is None else f", time limit {timeout:.0f} s"))
 
     t_start = tracker.train_seconds()
-    run = mlp_cli.run_mlp_train(cmd, workdir / "mlp_train.log", timeout if math.isfinite(timeout) else 10 ** 9,
+    run = run_mlp_train(cmd, workdir / "mlp_train.log", timeout if math.isfinite(timeout) else 10 ** 9,
                                   echo=False)
     n = tracker.n_train
     for i, it in enumerate(run.log.iterations):
@@ -99,20 +100,18 @@ def _run_native(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
         notes.append(f"native: {pre} of the {len(run.log.iterations)} logged iterations are MLIP's pre-training")
     notes.append("native: history losses are MLIP's printed f; configurations are counted as one pass per "
                  "iteration (a lower bound)")
-    info.update(nit=len(run.log.train_iterations), nfev=None, success=run.status == "converged",
+    info.update(nit=len(run.log.train_iterations), nfev=None, success=run.status == RunStatus.CONVERGED,
                 message=f"mlp train: {run.message}")
-    if run.log.errors:
-        info["mlp_errors"] = run.log.errors
-    if run.status == "timed_out":
-        raise StopRun("timed_out", f"mlp train {run.message}; MLIP saves only at the end, so the metrics are "
+    if run.status == RunStatus.TIMED_OUT:
+        raise StopRun(RunStatus.TIMED_OUT, f"mlp train {run.message}; MLIP saves only at the end, so the metrics are "
                                    f"of the starting point (log kept: {run.log_path})")
-    if run.status == "failed":
-        raise StopRun("failed", f"{run.message} (log kept: {run.log_path})")
+    if run.status == RunStatus.FAILED:
+        raise StopRun(RunStatus.FAILED, f"{run.message} (log kept: {run.log_path})")
     tracker.x = objective.load_potential_file(final)
-    if run.status == "converged":
-        info["status"] = "converged"
+    if run.status == RunStatus.CONVERGED:
+        info["status"] = RunStatus.CONVERGED
     else:
-        info["status"] = "budget" if limit_from_budget else "stopped"
+        info["status"] = RunStatus.BUDGET if limit_from_budget else RunStatus.STOPPED
 
 
 REGISTRY = {

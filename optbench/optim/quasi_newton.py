@@ -13,6 +13,9 @@ import numpy as np
 from scipy.optimize import minimize
 
 from optbench.optim.base import DriverEntry, Hyper
+from optbench.optim.first_order import REGISTRY as FIRST_ORDER
+from optbench.optim.loop import StopRun, run_steps
+from optbench.status import RunStatus
 
 DENSE_BFGS_WARN = 2000
 
@@ -51,7 +54,6 @@ def scipy_minimize(tracker, x0: np.ndarray, method: str, options: dict, info: di
     `x_of(z)` maps SciPy's variables to the full parameter vector (separable methods).
     Raises the Tracker's StopRun when the budget ends or the loss diverges; the last
     accepted iterate is then in tracker.x."""
-    from optbench.train.loop import StopRun
 
     x_of = x_of or (lambda z: z)
     base = loss_grad or (lambda z: tracker.loss_grad(z, None))
@@ -59,7 +61,7 @@ def scipy_minimize(tracker, x0: np.ndarray, method: str, options: dict, info: di
     def guarded(z):
         reason = tracker.budget_reason()
         if reason:
-            raise StopRun("budget", reason)
+            raise StopRun(RunStatus.BUDGET, reason)
         return base(z)
 
     cache = CachedLossGrad(guarded)
@@ -78,7 +80,7 @@ def scipy_minimize(tracker, x0: np.ndarray, method: str, options: dict, info: di
         raise
     info.update(nit=info.get("nit", 0) + res.nit, nfev=info.get("nfev", 0) + cache.nfev,
                 success=bool(res.success), message=f"{method}: {res.message}",
-                status="converged" if res.success else "stopped")
+                status=RunStatus.CONVERGED if res.success else RunStatus.STOPPED)
     tracker.x = x_of(np.array(res.x))
     return np.array(res.x)
 
@@ -115,8 +117,6 @@ def _run_lbfgs(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
 def _run_adam_lbfgs(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
     """Adam (mini-batch as set) for `adam_fraction` of every budget limit, then
     L-BFGS-B (full batch) from Adam's point for the rest."""
-    from optbench.train.loop import StopRun, run_steps
-    from optbench.optim.first_order import REGISTRY as FIRST_ORDER
 
     h = REGISTRY["adam_lbfgs"].check(hyper)
     frac = float(h["adam_fraction"])
@@ -127,7 +127,7 @@ def _run_adam_lbfgs(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, note
     try:
         run_steps(tracker, adam, x0, lr, shuffle_rng, perturb_rng)
     except StopRun as stop:
-        if stop.status != "budget" or tracker.settings.budget.reason(
+        if stop.status != RunStatus.BUDGET or tracker.settings.budget.reason(
                 tracker.configs, tracker.n_train, tracker.train_seconds()):
             raise
     tracker.start_phase(None)

@@ -22,7 +22,9 @@ import numpy as np
 import scipy.linalg
 
 from optbench.optim.base import DriverEntry, Hyper
+from optbench.optim.loop import StopRun
 from optbench.optim.quasi_newton import full_batch_note, scipy_minimize
+from optbench.status import RunStatus
 
 
 def solve_linear(A: np.ndarray, b: np.ndarray, ridge: float) -> np.ndarray:
@@ -52,8 +54,7 @@ def _system(tracker, obj, x, cost: float):
     A, b, r0 = obj.linear_system(x)
     tracker.count(int(round(cost * tracker.n_train)))
     if not (np.all(np.isfinite(A)) and np.all(np.isfinite(b))):
-        from optbench.train.loop import StopRun
-        raise StopRun("diverged", f"non-finite linear system after {tracker.steps} iterations")
+        raise StopRun(RunStatus.DIVERGED, f"non-finite linear system after {tracker.steps} iterations")
     return A, b
 
 
@@ -85,7 +86,6 @@ def _run_varpro(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
 
 
 def _run_alternating(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
-    from optbench.train.loop import StopRun
 
     h = REGISTRY["alternating"].check(hyper)
     obj, lin = _linear_parts(tracker)
@@ -97,7 +97,7 @@ def _run_alternating(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, not
     while True:
         reason = tracker.budget_reason()
         if reason:
-            raise StopRun("budget", reason)
+            raise StopRun(RunStatus.BUDGET, reason)
         A, b = _system(tracker, obj, x, h["system_cost"])
         x = x.copy()
         x[k:] = solve_linear(A, b, h["ridge"])
@@ -118,7 +118,7 @@ def _run_alternating(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, not
         info.update(nit=info.get("nit", 0) + round_info["nit"], nfev=info.get("nfev", 0) + round_info["nfev"])
         loss = tracker.history.loss[-1] if tracker.history.loss else np.inf
         if round_info["nit"] == 0 or previous - loss <= float(h["ftol"]) * max(abs(loss), 1e-300):
-            info.update(success=True, status="converged",
+            info.update(success=True, status=RunStatus.CONVERGED,
                         message=f"alternating: no further decrease after {rounds} rounds")
             return
         previous = loss

@@ -4,7 +4,7 @@ time-to-target from a run's evaluation history, and smoothing of loss curves.
 
 Every function is pure (numpy/scipy only, no store access) and ignores NaN/inf inputs
 where it says so, so that failed runs (no metrics) do not poison a summary. Units are
-whatever the caller passes in; report.py passes eV/atom, eV/A and seconds.
+whatever the caller passes in; the report passes eV/atom, eV/A and seconds.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A schedule gives the learning rate of step t (0-based) from the base rate; the
 reduce-on-plateau schedule also watches the validation loss the loop reports to it.
-Rates are in the optimizer's own units (see optimizers/base.py).
+Rates are in the optimizer's own units (see optbench/optim/base.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A stand-in for MLIP-4's Python module `mlip_4`, built on the embedded engine.
 
-It exposes exactly the surface optbench/adapters/mlip4_module.py documents and relies on
+It exposes exactly the surface optbench/mlip/mlip4_module.py documents and relies on
 (MTP / ETN with from_json_bytes, params, to_json_bytes; LossFunction(records) with
 attach_pot, calc, accumulate_grads, calc_errors), so that the adapter's own logic —
 batching, parameter mapping, error handling — runs for real in tests. Its potential
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from optbench.engine.capi import Engine
-from optbench.io.data import from_mlip4_records
+from optbench.io import from_mlip4_records
 from optbench.metrics import compute_metrics
 
 _ENGINE = Engine()

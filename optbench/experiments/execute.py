@@ -1,0 +1,77 @@
+"""One run of an experiment, in a worker: a RunSpec dict -> data, Objective, training ->
+the run's record. Never raises: a bad data file or an engine error comes back as a
+"failed" record with the message, so one bad run never stops a sweep. Workers need no
+shared file system: potentials travel back as text.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from optbench.experiments.runspec import RunSpec
+from optbench.io import load_data as read_data
+from optbench.objective import LossWeights, build_objective
+from optbench.status import RunStatus
+from optbench.train import train
+
+_DATA_CACHE: dict[str, tuple] = {}
+
+
+def failed_record(message: str, wall_seconds: float | None = None) -> dict:
+    """The record of a run that produced no result (status "failed", `message` saying
+    why): what execute_run returns on an error and the runner stores for a worker that
+    died."""
+    record: dict = {"status": RunStatus.FAILED.value, "message": message, "notes": [], "history": None}
+    if wall_seconds is not None:
+        record["wall_seconds"] = wall_seconds
+    return record
+
+
+def load_data(data: dict):
+    """(train, valid or None) DataSets for a RunSpec's data dict (optbench.io.load_data);
+    cached per process, so a worker reads or generates each data set once however many
+    runs use it."""
+    cache_key = json.dumps(data, sort_keys=True)
+    if cache_key not in _DATA_CACHE:
+        _DATA_CACHE[cache_key] = read_data(data)
+    return _DATA_CACHE[cache_key]
+
+
+def _potential_text(objective, x) -> str:
+    suffix = getattr(objective, "potential_suffix", ".almtp")
+    with tempfile.TemporaryDirectory(prefix="optbench-pot-") as tmp:
+        path = Path(tmp, "p" + suffix)
+        objective.save(x, path)
+        return path.read_text()
+
+
+def execute_run(spec_dict: dict, progress: Callable[[str], None] | None = None) -> dict:
+    """Train one run (a RunSpec as a dict) and return its record: RunResult.to_dict()
+    plus "potential_text" and "best_potential_text" (the potential files of the last and
+    best-validation parameters: .almtp, or MLIP-4 .json, as "potential_suffix" says) and
+    "host". Errors come back as status "failed" with the message (and the traceback's
+    last line) rather than as exceptions."""
+    t0 = time.perf_counter()
+    try:
+        spec = RunSpec.from_dict(spec_dict)
+        settings = spec.train_settings()
+        train_set, valid = load_data(spec.data)
+        objective = build_objective(spec.model, train_set, valid, LossWeights(**spec.weights), spec.threads)
+        result = train(objective, settings, progress=progress)
+        record = result.to_dict()
+        if result.status != RunStatus.FAILED or result.steps:
+            record["potential_text"] = _potential_text(objective, result.x)
+            record["best_potential_text"] = _potential_text(objective, result.x_best)
+            record["potential_suffix"] = getattr(objective, "potential_suffix", ".almtp")
+    except Exception as err:  # one bad run must not end the sweep: it becomes a failed record
+        tb = traceback.extract_tb(err.__traceback__)
+        where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+        record = failed_record(f"{type(err).__name__}: {err}{where}", time.perf_counter() - t0)
+    record["host"] = socket.gethostname()
+    return record

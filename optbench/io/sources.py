@@ -1,0 +1,40 @@
+"""Where a run's configurations come from: a data dict (RunSpec.data, or the command
+line's files) -> the training and validation sets.
+
+    {"kind": "generate", "n_train": 240, "n_valid": 60, "seed": 0}   the Ag-Pd EMT set
+    {"kind": "files", "train": PATH, "valid": PATH | None, "valid_fraction": f | None,
+     "split_seed": 0, "format": None | a FORMATS name, "species": [...] | None,
+     "stress_format": None | one of STRESS_FORMATS}
+"""
+
+from __future__ import annotations
+
+from optbench.io.dataset import DataSet, split
+from optbench.io.formats import read_dataset
+from optbench.io.generator import generate_agpd_split
+
+DATA_KINDS = ("generate", "files")
+
+
+def load_data(data: dict) -> tuple[DataSet, DataSet | None]:
+    """(train, valid or None) for a data dict: generated, or read from files (a
+    validation file read with the training file's element order, or a random
+    `valid_fraction` held out with `split_seed`). Units as read: A, eV, eV/A, PlusStress eV."""
+    kind = data.get("kind")
+    if kind == "generate":
+        train, valid = generate_agpd_split(int(data["n_train"]), int(data.get("n_valid", 0)), int(data.get("seed", 0)))
+        return train, valid if len(valid) else None
+    if kind != "files":
+        raise ValueError(f"data kind {kind!r}: expected one of {', '.join(DATA_KINDS)}")
+    kw = {"species": data["species"]} if data.get("species") else {}
+    if data.get("stress_format"):
+        kw["stress_format"] = data["stress_format"]
+    train = read_dataset(data["train"], fmt=data.get("format"), **kw)
+    if data.get("valid"):
+        valid = read_dataset(data["valid"], fmt=data.get("format"),
+                             **{**kw, **({"species": train.species} if train.species else {})})
+    elif data.get("valid_fraction"):
+        train, valid = split(train, float(data["valid_fraction"]), int(data.get("split_seed", 0)))
+    else:
+        valid = None
+    return train, valid

@@ -1,0 +1,42 @@
+"""A model dict and data -> the Objective that computes its loss, by the model's engine
+(optbench.engine.choice: embedded, capi, mlip4, mlp-cli)."""
+
+from __future__ import annotations
+
+from optbench.engine import ENGINES, build_potential, load_engine
+from optbench.io import DataSet, species_count
+from optbench.mlip.mlip4_module import import_mlip4, load_mlip4_potential
+from optbench.mlip.mlp import find_mlp
+from optbench.objective.engine_objective import EngineObjective
+from optbench.objective.mlip4 import Mlip4ModuleObjective
+from optbench.objective.mlp_cli import MlpCliObjective
+from optbench.objective.protocol import LossWeights
+
+
+def build_objective(model: dict, train: DataSet, valid: DataSet | None, weights: LossWeights, threads: int | None = 1):
+    """The Objective for a model dict on these data: EngineObjective (embedded, capi),
+    Mlip4ModuleObjective (mlip4) or MlpCliObjective (mlp-cli). ValueError naming the
+    setting when the engine or its program/library/module is missing. `threads`: engine
+    threads (None: leave the engine's setting, OpenMP's default)."""
+    engine_kind = model.get("engine", "embedded")
+    if engine_kind not in ENGINES:
+        raise ValueError(f"engine {engine_kind!r}: expected one of {', '.join(ENGINES)}")
+    if engine_kind == "mlip4":
+        if not model.get("template"):
+            raise ValueError("engine 'mlip4' starts from an MLIP-4 potential file: set template = PATH (.json)")
+        module = import_mlip4(model.get("module") or "mlip_4")
+        pot = load_mlip4_potential(module, model.get("kind", "mtp"), model["template"])
+        return Mlip4ModuleObjective(module, pot, train, valid, weights)
+    if engine_kind == "capi" and not model.get("lib"):
+        raise ValueError("engine 'capi' needs lib = PATH of a library implementing mlipc.h (--lib on the command line)")
+    engine = load_engine(model.get("lib") if engine_kind == "capi" else None)
+    if threads is not None:
+        engine.set_num_threads(threads)
+    pot = build_potential(engine, model, species_count(train, valid))
+    if engine_kind == "mlp-cli":
+        try:
+            mlp = find_mlp(model.get("mlp"))
+        except FileNotFoundError as err:
+            raise ValueError(str(err)) from None
+        return MlpCliObjective(engine, pot, train, valid, weights, mlp=mlp)
+    return EngineObjective(engine, pot, train, valid, weights)

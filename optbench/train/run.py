@@ -1,0 +1,88 @@
+"""The training loop: one optimizer run on an Objective, with budgets, mini-batches,
+clipping, schedules, perturbation, history, and a result that says how and why it stopped.
+
+    result = train(objective, TrainSettings(optimizer="adam", lr=1e-2, batch_size=32,
+                                            budget=Budget(epochs=50)))
+
+Step-based optimizers (optim/first_order.py, muon.py) run in optim.loop.run_steps; SciPy's
+quasi-Newton methods, the Adam -> L-BFGS hybrid and the separable least-squares methods
+drive their own iterations (optim/quasi_newton.py, separable.py) through the same
+`Tracker` (tracker.py), so every run has the same budget accounting, history and result.
+
+A NaN or inf loss or gradient ends a run as "diverged" with its history intact; no
+exception reaches the caller for a diverging optimizer. With one engine thread the same
+settings give the same history bit for bit.
+"""
+
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+
+from optbench.optim import REGISTRY, StepEntry
+from optbench.optim.loop import StopRun, run_steps
+from optbench.status import RunStatus
+from optbench.train.result import RunResult
+from optbench.train.settings import TrainSettings
+from optbench.train.tracker import Tracker
+
+
+def train(objective, settings: TrainSettings, progress: Callable[[str], None] | None = None) -> RunResult:
+    """Run `settings.optimizer` on `objective` until its budget ends, it converges,
+    diverges or stops; never raises for a diverging optimizer (status "diverged")."""
+    if settings.optimizer not in REGISTRY:
+        raise ValueError(f"unknown optimizer {settings.optimizer!r}; known: {', '.join(sorted(REGISTRY))}")
+    entry = REGISTRY[settings.optimizer]
+    # A fresh schedule: reduce-on-plateau keeps state, which must not leak between runs.
+    settings = replace(settings, schedule=replace(settings.schedule))
+    t_wall = time.perf_counter()
+    x0 = objective.initial_params(settings.seed, settings.init_interval)
+    is_step = isinstance(entry, StepEntry)
+    n = int(objective.n_train)
+    bs = n if settings.batch_size is None else min(settings.batch_size, n)
+    tracker = Tracker(objective, settings, progress, default_eval_every=max(1, -(-n // bs)) if is_step else 10)
+    tracker.x = x0
+    shuffle_rng = np.random.default_rng([settings.seed, 1])
+    perturb_rng = np.random.default_rng([settings.seed, 2])
+    notes: list[str] = []
+    scipy_info: dict = {}
+    lr = settings.lr if settings.lr is not None else entry.default_lr
+    try:
+        if is_step:
+            opt = entry.build(**settings.hyper)
+            run_steps(tracker, opt, x0, lr, shuffle_rng, perturb_rng)
+        else:
+            entry.run(tracker, x0, lr, dict(settings.hyper), shuffle_rng, perturb_rng, scipy_info, notes)
+        status, message = RunStatus.CONVERGED, scipy_info.get("message", "converged")
+    except StopRun as stop:
+        status, message = stop.status, stop.message
+    except (ValueError, TypeError):
+        raise  # bad settings: the caller's error, not the optimizer's
+    except Exception as err:  # an engine or optimizer error ends this run only
+        status, message = RunStatus.FAILED, f"{type(err).__name__}: {err}"
+    if "status" in scipy_info and status == RunStatus.CONVERGED:
+        status = scipy_info["status"]
+
+    x_last = tracker.x
+    if is_step and hasattr(tracker, "opt"):
+        x_last = tracker.opt.eval_params(tracker.x, tracker.opt_state)
+    if status != RunStatus.DIVERGED or np.all(np.isfinite(x_last)):
+        try:
+            tracker.evaluate(x_last, final=True)
+        except Exception as err:
+            notes.append(f"final evaluation failed: {err}")
+    x_best = tracker.best_x if tracker.best_x is not None else x_last
+    return RunResult(
+        status=status, message=message, optimizer=settings.optimizer,
+        hyper={**({"lr": lr} if is_step or entry.uses_lr else {}), **settings.hyper},
+        x=x_last, x_best=x_best, best_step=tracker.best_step,
+        train=tracker.last_metrics[0], valid=tracker.last_metrics[1],
+        best_train=tracker.best_metrics[0], best_valid=tracker.best_metrics[1],
+        steps=tracker.steps, configs_evaluated=tracker.configs, train_seconds=tracker.train_seconds(),
+        wall_seconds=time.perf_counter() - t_wall, history=tracker.history,
+        nit=scipy_info.get("nit"), nfev=scipy_info.get("nfev"), success=scipy_info.get("success"),
+        notes=notes)

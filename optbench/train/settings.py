@@ -1,0 +1,60 @@
+"""What defines a run besides the model and the data: `TrainSettings`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from optbench.optim.budget import Budget
+from optbench.train.schedules import Schedule
+
+
+@dataclass
+class TrainSettings:
+    """Everything that defines a run besides the model and the data.
+
+    optimizer / hyper: a name of `optbench.optim.REGISTRY` and hyperparameter overrides.
+    lr: base learning rate (None: the optimizer's default); schedule applies to it.
+    batch_size: configurations per step (None: the whole training set).
+    clip: global-norm gradient clipping threshold (None: none).
+    init_interval: uniform [-a, a] noise around the engine's default parameters.
+    perturb_sigma / perturb_every: add N(0, sigma^2) noise to the parameters every n steps.
+    eval_every: steps (iterations) between train/validation metric evaluations
+      (None: once per epoch for step-based optimizers, every 10 iterations otherwise).
+    target_valid_epa: end the run (status "target") at the first evaluation whose
+      validation EPA RMSE (eV/atom) is at or below this (time-to-target runs).
+    """
+
+    optimizer: str = "adam"
+    hyper: dict[str, Any] = field(default_factory=dict)
+    lr: float | None = None
+    batch_size: int | None = None
+    clip: float | None = None
+    schedule: Schedule = field(default_factory=Schedule)
+    budget: Budget = field(default_factory=lambda: Budget(epochs=100))
+    seed: int = 0
+    init_interval: float | None = None
+    perturb_sigma: float = 0.0
+    perturb_every: int = 0
+    eval_every: int | None = None
+    target_valid_epa: float | None = None
+
+    def __post_init__(self):
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.clip is not None and not (self.clip > 0):
+            raise ValueError(f"clip must be positive, got {self.clip}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.perturb_sigma < 0 or self.perturb_every < 0:
+            raise ValueError("perturb_sigma and perturb_every must be >= 0")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise ValueError(f"eval_every must be >= 1, got {self.eval_every}")
+
+    def to_dict(self) -> dict:
+        """JSON-ready description of the settings."""
+        d = asdict(self)
+        d["schedule"] = self.schedule.describe()
+        d["budget"] = self.budget.to_dict()
+        return d
