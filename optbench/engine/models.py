@@ -75,4 +75,3 @@ def build_potential(engine, model: dict, n_species: int):
         if model.get(key) is not None:
             words.append(f"{key}={model[key]}")
     return engine.potential_from_spec(" ".join(words))
-

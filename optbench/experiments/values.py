@@ -18,8 +18,6 @@ _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _VARIABLE_USE = re.compile(r"\$\{([^}]*)\}")
 
 
-
-
 class ExperimentError(ValueError):
     """A problem in an experiment file; the message starts with ``FILE:LINE:`` and names
     the key path."""

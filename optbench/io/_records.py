@@ -67,7 +67,6 @@ def _types_array(value, where: str) -> np.ndarray:
     return raw.astype(np.int32)
 
 
-
 def _kbar_vasp_to_plus_stress(s: np.ndarray, cell, where: str) -> np.ndarray:
     """VASP stress (kBar, xx yy zz xy yz zx, positive = compressed = -sigma) -> PlusStress eV.
 
@@ -78,7 +77,6 @@ def _kbar_vasp_to_plus_stress(s: np.ndarray, cell, where: str) -> np.ndarray:
     vol = cell_volume(cell)
     xx, yy, zz, xy, yz, zx = np.asarray(s, dtype=float)
     return np.array([xx, yy, zz, yz, zx, xy]) * vol / KBAR_PER_EV_A3
-
 
 
 def _assign_types(items, species) -> list[str]:

@@ -155,7 +155,6 @@ def _check_finite(values, where: str, what: str) -> None:
         raise DataError(f"{where}: {what} contains NaN or inf")
 
 
-
 # ------------------------------------------------------------------- species mapping
 
 

@@ -84,7 +84,6 @@ def _pymatgen_record(rec, k: int, path: Path):
     return cfg, elements
 
 
-
 def _pymatgen_from_records(records, path: Path, species=None) -> DataSet:
     items = [_pymatgen_record(r, k, path) for k, r in enumerate(records)]
     species = _assign_types(items, species)

@@ -34,10 +34,17 @@ class Objective(Protocol):
     configurations, error metrics, and a potential file."""
     n_params: int
 
-    def initial_params(self, seed: int, interval: float | None = None) -> np.ndarray: ...
-    def loss_grad(self, x: np.ndarray, batch: np.ndarray | None = None) -> tuple[float, np.ndarray]: ...
-    def evaluate(self, x: np.ndarray, split: str = "valid") -> Metrics: ...
-    def save(self, x: np.ndarray, path) -> None: ...
+    def initial_params(self, seed: int, interval: float | None = None) -> np.ndarray:
+        """The starting parameters, plus uniform noise in [-interval, interval] from `seed`."""
+
+    def loss_grad(self, x: np.ndarray, batch: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        """Mean loss over the batch (None: all training configurations) and its gradient."""
+
+    def evaluate(self, x: np.ndarray, split: str = "valid") -> Metrics:
+        """MLIP's error metrics of parameters x on "train" or "valid" (eV, eV/atom, eV/A)."""
+
+    def save(self, x: np.ndarray, path) -> None:
+        """Write the potential with parameters x as a file its engine reads."""
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,9 @@ class StopRun(Exception):
         self.status, self.message = status, message
 
 
-
 def clip_by_global_norm(g: np.ndarray, clip: float | None) -> np.ndarray:
+    """`g` scaled down to Euclidean norm `clip` when it is longer (gradient units); `g`
+    itself when `clip` is None or the norm is within it."""
     if clip is None:
         return g
     norm = float(np.linalg.norm(g))

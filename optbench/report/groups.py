@@ -69,10 +69,12 @@ class Group:
 
     @property
     def title(self) -> str:
+        """ "MODEL on DATA", the group's heading."""
         return f"{self.model} on {self.data}"
 
     @property
     def slug(self) -> str:
+        """A file-name stem for the group's figures, unique per (model, data)."""
         # The hash keeps labels that reduce to one slug ("mtp 8", "mtp-8") in separate files.
         label = f"{self.model}\0{self.data}"
         return f"{slug(f'{self.model}_{self.data}')}-{hashlib.sha1(label.encode()).hexdigest()[:6]}"

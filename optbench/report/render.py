@@ -89,15 +89,19 @@ class Document:
         self.blocks: list[tuple[str, Any]] = []
 
     def heading(self, level: int, text: str):
+        """A heading of `level` (1 = the title)."""
         self.blocks.append(("h", (level, text)))
 
     def para(self, text: str):
+        """A paragraph of plain text."""
         self.blocks.append(("p", text))
 
     def table(self, df: pd.DataFrame):
+        """A table (cells already formatted as text)."""
         self.blocks.append(("table", df))
 
     def figure(self, rel_path: str, png: bytes, caption: str):
+        """A figure: its path relative to the report, the PNG bytes, a caption."""
         self.blocks.append(("fig", (rel_path, png, caption)))
 
     def markdown(self) -> str:
