@@ -3,7 +3,8 @@ reported in the same RunResult as every other optimizer.
 
 No MLIP binary exists on the test machines, so a stand-in `mlp` (a Python script written
 into tmp_path) plays its part: it checks the command line it is given, prints a log in
-MLIP-3's format and saves a potential. With ../shared present it replays MLIP-3's real
+MLIP-3's format and saves a potential followed, as every file the real `mlp train` saves,
+by MLIP's `#MVS_v1.1` selection section (text lines, then binary data). With ../shared present it replays MLIP-3's real
 log of `mtp08.mtp` and saves that real trained potential, so the run record must hold
 MLIP's 275 iterations and our engine's errors of MLIP's potential must equal MLIP's own
 error report.
@@ -33,7 +34,26 @@ from optbench.objective import EngineObjective, LossWeights
 from optbench.train import TrainSettings, train
 
 FAKE_MLP = r'''
-import os, re, shutil, sys, time
+import os, random, re, sys, time
+
+def selection_state():
+    # What MLIP-3 appends to every potential `mlp train` saves (the real one:
+    # ../shared/reference/mlip3/native_run/trained.almtp): "#MVS_v1.1", its weights as
+    # text, then the maxvol selection state: "#", binary doubles (NUL padding, 0xFF and
+    # newline bytes among them), "#", an index list, "#", the selected configurations.
+    rng = random.Random(13)
+    head = ("#MVS_v1.1\nenergy_weight 1.0000000000000000e+00\nforce_weight 0.0000000000000000e+00\n"
+            "stress_weight 0.0000000000000000e+00\nsite_en_weight 0.0000000000000000e+00\nweight_scaling 2\n#")
+    binary = b"\x00" * 128 + rng.randbytes(4000) + b"\xff\xff\n\x00\n\xff" + rng.randbytes(1000)
+    index = "".join(f"{i} 0\n" for i in rng.sample(range(40), 40)) + "-1 -1\n"
+    cfg = ("BEGIN_CFG\n Size\n    1\n AtomData:  id type       cartes_x      cartes_y      cartes_z\n"
+           "    1 0  0.0 0.0 0.0\n Energy\n    -1.0\n Feature   selected_eqn_inds\t0\nEND_CFG\n\n")
+    return head.encode() + binary + b"\n#\n" + index.encode() + b"#\n" + cfg.encode()
+
+def save_potential(text, path):
+    with open(path, "wb") as fh:
+        fh.write(text.encode() + selection_state())
+
 args = sys.argv[1:]
 if args[0] == "check_errors":  # a fixed report in MLIP's format: the adapter must parse it
     n = sum(1 for line in open(args[2]) if line.strip() == "BEGIN_CFG")
@@ -70,14 +90,14 @@ if mode == "hang":
 replay = os.environ.get("FAKE_MLP_REPLAY")
 if replay:
     sys.stdout.write(open(replay).read())
-    shutil.copy(os.environ["FAKE_MLP_POT"], opts["save_to"])
+    save_potential(open(os.environ["FAKE_MLP_POT"]).read(), opts["save_to"])
     sys.exit(0)
 for i in range(int(opts["iteration_limit"])):
     print(f"{0.5 * (i + 1):.3f} BFGS iter {i}: f={0.1 / (i + 1):.8f}", flush=True)
 print("5.000 BFGS ended due to small decr. in 50 iterations", flush=True)
 text = open(pot).read()
 text = re.sub(r"scaling = [^\n]*", "scaling = 0.75", text, count=1)
-open(opts["save_to"], "w").write(text)
+save_potential(text, opts["save_to"])
 print(f'5.100 Selection: state saved to "{opts["save_to"]}"', flush=True)
 print("5.100 training complete", flush=True)
 '''
@@ -110,7 +130,8 @@ def _objective(engine, train_set, valid, scaling=None):
 def test_native_run_is_recorded_like_any_optimizer(engine, agpd_split, fake_mlp, tmp_path):
     """An epoch budget of 7 becomes --iteration_limit=7; the loss weights and weight
     scaling are passed on; the 7 logged iterations are the history; the saved potential's
-    parameters and the scaling MLIP chose (0.75 here) come back; status "converged"."""
+    parameters and the scaling MLIP chose (0.75 here) come back, its #MVS_v1.1 section
+    (binary) unread and named in the notes; status "converged"."""
     obj = _objective(engine, *agpd_split)
     work = tmp_path / "run"
     settings = TrainSettings(optimizer="native", budget=Budget(epochs=7), seed=2, init_interval=0.05,
@@ -130,6 +151,9 @@ def test_native_run_is_recorded_like_any_optimizer(engine, agpd_split, fake_mlp,
     assert r.valid is not None and np.isfinite(r.valid.epa_rmse)
     assert (work / "mlp_train.log").read_text().count("BFGS iter") == 7
     assert any(str(work) in note for note in r.notes)
+    assert b"#MVS_v1.1" in (work / "trained.almtp").read_bytes()
+    mvs = [note for note in r.notes if "#MVS_v1.1" in note]
+    assert len(mvs) == 1 and "trained.almtp:" in mvs[0] and "not read" in mvs[0]
 
 
 def test_native_crash_is_a_failed_run_with_its_log(engine, agpd_split, fake_mlp, tmp_path, monkeypatch):

@@ -71,7 +71,9 @@ int mlipc_potential_set_params(mlipc_potential* pot, const double* x, int64_t n)
 int mlipc_potential_default_params(const mlipc_potential* pot, double* x, int64_t n);
 /* A JSON object describing the potential: kind ("mtp" or "etn"), species_count, cutoff,
  * min_dist, scaling, sizes, "groups": [{"name","offset","size"}] of the parameter vector
- * in order, and "linear_groups" (the groups of mlipc_linear_system; empty for an ETN).
+ * in order, "linear_groups" (the groups of mlipc_linear_system; empty for an ETN), and
+ * for an MTP "notes": what reading its file passed over (MLIP's #MVS selection section,
+ * comment lines), empty when nothing was.
  * Writes at most bufsize bytes (NUL-terminated); *needed gets the full length + 1. */
 int mlipc_potential_info(const mlipc_potential* pot, char* buf, size_t bufsize, size_t* needed);
 /* Scalar settings outside the parameter vector: "scaling", "min_dist", "max_dist". */

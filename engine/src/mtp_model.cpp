@@ -129,6 +129,38 @@ long to_int(double v, const std::string& where) {
     return long(v);
 }
 
+// A file's text as it may appear in a message: control and non-ASCII bytes as \xNN (a
+// binary line must not cut or garble the message), at most 60 characters.
+std::string shown(const std::string& s) {
+    std::string o;
+    for (unsigned char c : s) {
+        if (o.size() >= 60) return o + "...";
+        if (c >= 0x20 && c < 0x7f) {
+            o += char(c);
+        } else {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02X", unsigned(c));
+            o += buf;
+        }
+    }
+    return o;
+}
+
+bool is_comment(const std::string& trimmed) { return !trimmed.empty() && trimmed[0] == '#'; }
+
+// MLIP's selection section ("#MVS_v1.1"): where reading stops.
+bool is_mvs(const std::string& trimmed) { return trimmed.compare(0, 4, "#MVS") == 0; }
+
+// The note for the comment lines skipped (1-based line numbers), "" when there are none.
+std::string comments_note(const std::string& path, const std::vector<int>& at) {
+    if (at.empty()) return "";
+    std::string s = path + ":" + std::to_string(at[0]) + ": ";
+    if (at.size() == 1) return s + "comment line skipped";
+    s += std::to_string(at.size()) + " comment lines skipped (lines ";
+    for (size_t q = 0; q < at.size() && q < 5; ++q) s += (q ? ", " : "") + std::to_string(at[q]);
+    return s + (at.size() > 5 ? ", ...)" : ")");
+}
+
 std::vector<std::array<int, 4>> quads(const std::vector<double>& v, const std::string& where) {
     if (v.size() % 4) throw format_error(where + ": expected groups of 4 integers");
     std::vector<std::array<int, 4>> out(v.size() / 4);
@@ -140,23 +172,46 @@ std::vector<std::array<int, 4>> quads(const std::vector<double>& v, const std::s
 }  // namespace
 
 MtpModel read_mtp(const std::string& path) {
-    std::ifstream in(path);
+    std::ifstream in(path, std::ios::binary);
     if (!in) throw io_error("cannot open potential file '" + path + "'");
+    // The lines up to MLIP's selection section, which is not read at all (binary data).
     std::vector<std::string> lines;
-    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    std::string mvs_tag;
+    for (std::string l; std::getline(in, l);) {
+        const std::string t = trim(l);
+        if (is_mvs(t)) {
+            mvs_tag = t.substr(0, t.find_first_of(" \t"));
+            break;
+        }
+        lines.push_back(l);
+    }
+    const size_t mvs_line = lines.size() + 1;  // meaningful when !mvs_tag.empty()
 
     MtpModel m;
     std::map<std::string, std::string> kv;
     std::map<std::string, int> key_line;
     std::vector<double> radial;
+    std::vector<int> comment_lines;
+    // Appends the next line (skipping comment lines) to a brace list still open.
+    auto continue_braces = [&](std::string& text, size_t& n) {
+        while (brace_balance(text) > 0 && n + 1 < lines.size()) {
+            const std::string t = trim(lines[++n]);
+            if (is_comment(t)) comment_lines.push_back(int(n + 1));
+            else text += " " + t;
+        }
+    };
     int radial_line = 0;
     bool saw_header = false;
     for (size_t n = 0; n < lines.size(); ++n) {
         const std::string where = path + ":" + std::to_string(n + 1);
         std::string s = trim(lines[n]);
-        if (s.empty() || s[0] == '#') continue;
+        if (s.empty()) continue;
+        if (is_comment(s)) {
+            comment_lines.push_back(int(n + 1));
+            continue;
+        }
         if (!saw_header) {
-            if (s != "MTP") throw format_error(where + ": expected 'MTP' on the first line, got '" + s + "'");
+            if (s != "MTP") throw format_error(where + ": expected 'MTP' on the first line, got '" + shown(s) + "'");
             saw_header = true;
             continue;
         }
@@ -166,30 +221,39 @@ MtpModel read_mtp(const std::string& path) {
             while (n + 1 < lines.size()) {
                 std::string t = trim(lines[n + 1]);
                 if (t.empty()) { ++n; continue; }
+                if (is_comment(t)) {
+                    comment_lines.push_back(int(n + 2));
+                    ++n;
+                    continue;
+                }
                 if (t.find('=') != std::string::npos) break;
                 ++n;
                 if (t[0] == '{') {
                     std::string row = t;
-                    while (brace_balance(row) > 0 && n + 1 < lines.size()) row += " " + trim(lines[++n]);
+                    continue_braces(row, n);
                     auto v = parse_numbers(row, path + ":" + std::to_string(n + 1));
                     radial.insert(radial.end(), v.begin(), v.end());
                 } else if (t.find('-') == std::string::npos) {
                     throw format_error(path + ":" + std::to_string(n + 1) +
-                                       ": expected a species pair like '0-1' or a row '{...}', got '" + t + "'");
+                                       ": expected a species pair like '0-1' or a row '{...}', got '" + shown(t) + "'");
                 }
             }
             continue;
         }
         size_t eq = s.find('=');
         if (eq == std::string::npos)
-            throw format_error(where + ": expected 'key = value', got '" + s + "'");
+            throw format_error(where + ": expected 'key = value', got '" + shown(s) + "'");
         std::string key = trim(s.substr(0, eq)), val = trim(s.substr(eq + 1));
-        while (brace_balance(val) > 0 && n + 1 < lines.size()) val += " " + trim(lines[++n]);
-        if (brace_balance(val) != 0) throw format_error(where + ": unbalanced braces in '" + key + "'");
+        continue_braces(val, n);
+        if (brace_balance(val) != 0) throw format_error(where + ": unbalanced braces in '" + shown(key) + "'");
         kv[key] = val;
         key_line[key] = int(n + 1);
     }
     if (!saw_header) throw format_error(path + ": empty file, not an MTP potential");
+    if (!comment_lines.empty()) m.notes.push_back(comments_note(path, comment_lines));
+    if (!mvs_tag.empty())
+        m.notes.push_back(path + ":" + std::to_string(mvs_line) + ": MLIP's " + shown(mvs_tag) +
+                          " active-learning selection state follows; not read (it is not part of the potential)");
 
     static const char* known[] = {
         "version", "potential_name", "scaling", "species_count", "potential_tag",
@@ -200,7 +264,7 @@ MtpModel read_mtp(const std::string& path) {
     for (const auto& [k, v] : kv) {
         bool ok = false;
         for (const char* q : known) ok |= (k == q);
-        if (!ok) throw format_error(path + ":" + std::to_string(key_line[k]) + ": unknown key '" + k + "'");
+        if (!ok) throw format_error(path + ":" + std::to_string(key_line[k]) + ": unknown key '" + shown(k) + "'");
     }
     auto where = [&](const std::string& k) { return path + ":" + std::to_string(key_line[k]) + " (" + k + ")"; };
     auto need = [&](const std::string& k) -> const std::string& {
@@ -378,6 +442,36 @@ MtpModel mtp_from_spec(const std::string& spec) {
     return m;
 }
 
+namespace {
+
+// A JSON string literal of any bytes: quotes, backslashes and control characters escaped
+// (other bytes pass as they are: the text is UTF-8 or ASCII).
+std::string json_string(const std::string& s) {
+    std::string o = "\"";
+    for (unsigned char c : s) {
+        switch (c) {
+            case '"': o += "\\\""; break;
+            case '\\': o += "\\\\"; break;
+            case '\n': o += "\\n"; break;
+            case '\r': o += "\\r"; break;
+            case '\t': o += "\\t"; break;
+            case '\b': o += "\\b"; break;
+            case '\f': o += "\\f"; break;
+            default:
+                if (c < 0x20 || c == 0x7f) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", unsigned(c));
+                    o += buf;
+                } else {
+                    o += char(c);
+                }
+        }
+    }
+    return o + "\"";
+}
+
+}  // namespace
+
 std::string mtp_info_json(const MtpModel& m) {
     std::ostringstream o;
     const size_t nr = m.n_radial(), ns = m.species_count, nm = m.moment_coeffs.size();
@@ -394,7 +488,9 @@ std::string mtp_info_json(const MtpModel& m) {
       << "{\"name\": \"radial\", \"offset\": 0, \"size\": " << nr << "}, "
       << "{\"name\": \"species\", \"offset\": " << nr << ", \"size\": " << ns << "}, "
       << "{\"name\": \"moment\", \"offset\": " << nr + ns << ", \"size\": " << nm << "}], "
-      << "\"linear_groups\": [\"species\", \"moment\"], "
+      << "\"linear_groups\": [\"species\", \"moment\"], \"notes\": [";
+    for (size_t q = 0; q < m.notes.size(); ++q) o << (q ? ", " : "") << json_string(m.notes[q]);
+    o << "], "
       << "\"defaults\": \"radial f_mu = Q_mu / (max_dist - min_dist)^2 for every species pair; species and moment coefficients 0\"}";
     return o.str();
 }

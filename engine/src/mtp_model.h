@@ -38,6 +38,11 @@ struct MtpModel {
     std::vector<double> species_coeffs;  // size S
     std::vector<double> moment_coeffs;   // size alpha_scalar_moments
 
+    // What reading the file passed over, one line each ("FILE:LINE: ..."): comment lines
+    // skipped, MLIP's #MVS selection section not read.  Empty for a potential built from
+    // a level spec; never written to a file.
+    std::vector<std::string> notes;
+
     size_t n_radial() const {
         return size_t(species_count) * species_count * radial_funcs_count * radial.size;
     }
@@ -56,6 +61,10 @@ struct MtpModel {
 };
 
 // Read an MLIP-2 `.mtp` / MLIP-3 `.almtp` file.  Throws FormatError / IoError.
+// Reading stops at a line beginning with `#MVS` (MLIP's maxvol active-learning selection
+// state, which `mlp train` appends to every potential it saves: a few text lines, then
+// binary data; MLIP's own reader stops there too); any other line beginning with `#` is
+// a comment and skipped.  Both leave a note in MtpModel::notes.
 MtpModel read_mtp(const std::string& path);
 void write_mtp(const MtpModel& m, const std::string& path);
 // "mtp level=16 species=2 ..." or "mtp template=PATH species=2 ..."

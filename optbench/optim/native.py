@@ -15,7 +15,8 @@ What the run record holds for it, and how it differs from the other optimizers:
   potential only at the end, so a run killed by the time limit has no final potential:
   its status is "timed_out" and its metrics are those of the starting point;
 * the final potential is read back, with the `scaling` and `min_dist` MLIP chose, and
-  evaluated by our engine like any other run;
+  evaluated by our engine like any other run; the `#MVS` active-learning selection
+  section MLIP appends to it is not read, and the run's notes say so;
 * the working directory (training set, start and final potential, MLIP's log) is kept,
   and named in the run's notes.
 """
@@ -108,6 +109,8 @@ def _run_native(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, notes):
     if run.status == RunStatus.FAILED:
         raise StopRun(RunStatus.FAILED, f"{run.message} (log kept: {run.log_path})")
     tracker.x = objective.load_potential_file(final)
+    # What the engine passed over in MLIP's file (its #MVS selection section, comments).
+    notes.extend(f"native: {note}" for note in objective.potential.info().get("notes", []))
     if run.status == RunStatus.CONVERGED:
         info["status"] = RunStatus.CONVERGED
     else:
