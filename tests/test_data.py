@@ -518,3 +518,34 @@ def test_overlap_check_is_exact_in_sheared_cells():
     cfg = Configuration(positions=pos, types=np.zeros(2, np.int32), cell=cell, source="skewed")
     with pytest.raises(DataError, match=r"skewed: atoms 1 and 2 are at the same position \(distance 4\.00e-01 A\)"):
         D.validate(DataSet([cfg]), min_distance=1.0)
+
+
+def test_extxyz_label_keys_default_and_named(tmp_path):
+    """Without keys named, read_extxyz takes the first of DEFAULT_KEYS the file has
+    (vasp_energy, vasp_force, vasp_virial here); a named key is used as given, and one that
+    no frame has is a DataError listing the keys found."""
+    path = tmp_path / "v.xyz"
+    path.write_text('2\nLattice="4 0 0 0 4 0 0 0 4" Properties=species:S:1:pos:R:3:vasp_force:R:3 '
+                    'vasp_energy=-3.5 my_energy=-1.25 vasp_virial="1 0 0 0 2 0 0 0 3" pbc="T T T"\n'
+                    "Ag 0 0 0 0.1 0 0\nPd 2 2 2 -0.1 0 0\n")
+    cfg = D.read_extxyz(path)[0]
+    assert cfg.energy == -3.5
+    np.testing.assert_allclose(cfg.forces, [[0.1, 0, 0], [-0.1, 0, 0]])
+    np.testing.assert_allclose(cfg.stress, [1, 2, 3, 0, 0, 0])
+    assert D.read_extxyz(path, energy_key="my_energy")[0].energy == -1.25
+    with pytest.raises(DataError, match=r"v\.xyz: no frame has the energy key 'nope'; keys found: .*vasp_energy"):
+        D.read_extxyz(path, energy_key="nope")
+    assert D.read_dataset(path, energy_key="my_energy")[0].energy == -1.25
+    with pytest.raises(ValueError, match=r"energy_key .* do not apply to this format"):
+        D.read_dataset(tmp_path / "x.cfg", energy_key="E")
+
+
+@pytest.mark.requires_shared
+def test_rosenbrock_relaxed_set_reads_its_vasp_labels():
+    """data_relaxed.xyz (vasp_energy / vasp_force / vasp_virial) gives 65 labelled
+    configurations with no key named: the README's promise that such keys are understood."""
+    if not ROSEN.is_dir():
+        pytest.skip(f"reference data not found at {ROSEN}")
+    ds = D.read_dataset(ROSEN / "data_relaxed.xyz")
+    assert len(ds) == 65
+    assert all(c.energy is not None and c.forces is not None and c.stress is not None for c in ds)

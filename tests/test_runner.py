@@ -168,6 +168,27 @@ def test_claims_and_finished_results(tmp_path):
             st.finish(key, {"status": "running"})
 
 
+def test_claims_since_a_runner_started_are_not_taken_again(tmp_path):
+    """claim(since=T), what a runner started at T passes: take_over takes another host's
+    claim made before T only, retry_failed a failure stored before T only (a run another
+    runner took or retried after T is not run twice); release gives back only this
+    process's unfinished claim."""
+    spec = _runs(seeds=(0,), optimizers=("bfgs",))[0]
+    version = current_code_version()
+    with Store(tmp_path / "s.sqlite") as st:
+        key = spec.key(version)
+        assert st.claim(key, spec.to_dict(), version)
+        st.db.execute("UPDATE runs SET host = 'another-host', owner_pid = 1, started_at = 100.0 WHERE key = ?", (key,))
+        assert not st.release(key)  # another host's claim
+        assert not st.claim(key, spec.to_dict(), version, take_over=True, since=50.0)
+        assert st.claim(key, spec.to_dict(), version, take_over=True, since=150.0)
+        st.finish(key, {"status": "failed", "message": "boom"})
+        st.db.execute("UPDATE runs SET finished_at = 100.0 WHERE key = ?", (key,))
+        assert not st.claim(key, spec.to_dict(), version, retry_failed=True, since=50.0)
+        assert st.claim(key, spec.to_dict(), version, retry_failed=True, since=150.0)
+        assert st.release(key) and st.statuses([key]) == {}
+
+
 def test_export_csv_and_parquet(tmp_path):
     """export: one row per finished run with its metric columns, in CSV and Parquet."""
     import pandas as pd

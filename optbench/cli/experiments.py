@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
+from optbench.cli.arguments import integer
 from optbench.experiments import Store, describe_plan, load_experiment
+from optbench.experiments.data_check import data_findings
+from optbench.io import atomic_output, check_writable
 
 
 def _variables(items: list[str] | None) -> dict[str, str]:
@@ -20,63 +24,103 @@ def _variables(items: list[str] | None) -> dict[str, str]:
 
 
 def cmd_validate(args) -> int:
-    """Check an experiment file and print the runs it expands to."""
-    print(describe_plan(load_experiment(args.experiment, variables=_variables(args.set))))
+    """Check an experiment file and print the runs it expands to, then what its data sets
+    hold that deserves a warning (validation configurations also in training, duplicates,
+    outliers, atoms too close)."""
+    exp = load_experiment(args.experiment, variables=_variables(args.set))
+    print(describe_plan(exp))
+    _warn(data_findings(exp))
     return 0
+
+
+def _warn(findings: list[str]) -> None:
+    for line in findings:
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def cmd_run(args) -> int:
-    """Run the unfinished runs of an experiment into its store, then write the report."""
-    from optbench.experiments.runner import (
-        run_experiment,  # dask and the training stack: only to run
-    )
-
-    exp = load_experiment(args.experiment, variables=_variables(args.set))
-    summary = run_experiment(exp, workers=args.workers, scheduler=args.scheduler, retry_failed=args.retry_failed,
-                             take_over=args.take_over)
-    print(summary.text(), file=sys.stderr)
-    if summary.interrupted:
-        return 130
-    if not args.no_report:
-        from optbench.report import (
-            write_report,  # matplotlib and pandas: only to report
+    """Run the unfinished runs of an experiment into its store, then write the report.
+    Stopped by SIGINT or SIGTERM: one line on stderr, exit code 128 + the signal's number
+    (130, 143)."""
+    try:
+        from optbench.experiments.runner import (
+            run_experiment,  # dask and the training stack: only to run
         )
 
-        out = write_report(exp.store_path, experiment=exp.name, baseline=exp.baseline, options=exp.report,
-                           keys=exp.keys())
-        print(f"report: {out['markdown']} and {out['html']}", file=sys.stderr)
-    return 0
+        exp = load_experiment(args.experiment, variables=_variables(args.set))
+        findings = data_findings(exp)
+        _warn(findings)
+        summary = run_experiment(exp, workers=args.workers, scheduler=args.scheduler, retry_failed=args.retry_failed,
+                                 take_over=args.take_over)
+        print(summary.text(), file=sys.stderr)
+        if summary.interrupted:
+            return 128 + summary.stopped_by
+        if not args.no_report:
+            from optbench.report import (
+                write_report,  # matplotlib and pandas: only to report
+            )
+
+            out = write_report(exp.store_path, experiment=exp.name, baseline=exp.baseline, options=exp.report,
+                               keys=exp.keys(), data_findings=findings)
+            print(f"report: {out['markdown']} and {out['html']}", file=sys.stderr)
+        return 0
+    except KeyboardInterrupt:  # Ctrl-C before or after the sweep (during it, run_experiment handles it)
+        print("\noptbench run: stopped by SIGINT", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 def _store_and_experiment(target: str, variables: dict):
-    """(store path, experiment name or None, baseline, report options, keys of the
-    current code's runs or None) from a store file or an experiment file."""
+    """(store path, experiment or None) from a store file or an experiment file; a store
+    that does not exist yet is an error (opening it would create an empty one)."""
     path = Path(target)
     if path.suffix == ".toml":
         exp = load_experiment(path, variables=variables)
-        return exp.store_path, exp.name, exp.baseline, exp.report, exp.keys()
+        if not exp.store_path.is_file():
+            raise ValueError(f"{path}: no results yet ({exp.store_path} does not exist): run `optbench run {path}` "
+                             "first")
+        return exp.store_path, exp
     if not path.is_file():
         raise ValueError(f"{path}: no such store (give the store's .sqlite file or the experiment's .toml)")
-    return path, None, None, {}, None
+    return path, None
+
+
+def _check_baseline(store_path: Path, baseline: str, experiment: str | None) -> None:
+    """ValueError naming --baseline when no run of the store has that variant or optimizer."""
+    with Store(store_path) as st:
+        runs = st.runs_frame(experiment)
+    known = set(runs["variant"]) | set(runs["optimizer"])
+    if baseline not in known:
+        raise ValueError(f"--baseline {baseline!r}: no variant or optimizer of that name in {store_path}; "
+                         f"variants: {'; '.join(dict.fromkeys(runs['variant'])) or 'none'}")
 
 
 def cmd_report(args) -> int:
     """Write report.md and report.html for a store."""
     from optbench.report import write_report
 
-    store, name, baseline, options, keys = _store_and_experiment(args.target, _variables(args.set))
-    out = write_report(store, args.output, experiment=args.experiment or name, baseline=args.baseline or baseline,
-                       options=options, keys=keys)
+    store, exp = _store_and_experiment(args.target, _variables(args.set))
+    experiment = args.experiment or (exp.name if exp else None)
+    if args.baseline:
+        _check_baseline(store, args.baseline, experiment)
+    findings = data_findings(exp) if exp else None
+    _warn(findings or [])
+    out = write_report(store, args.output, experiment=experiment,
+                       baseline=args.baseline or (exp.baseline if exp else None),
+                       options=exp.report if exp else {}, keys=exp.keys() if exp else None, data_findings=findings)
     print(f"report: {out['markdown']} and {out['html']}")
     return 0
 
 
 def cmd_export(args) -> int:
     """Write the store's runs as CSV or Parquet."""
-    store, name, _, _, _ = _store_and_experiment(args.target, _variables(args.set))
-    with Store(store) as st:
-        path = st.export(args.output, experiment=args.experiment or name)
-    print(f"wrote {path}")
+    output = Path(args.output)
+    if output.suffix not in (".csv", ".parquet"):
+        raise ValueError(f"{output}: export writes .csv or .parquet files")
+    check_writable(output, "-o")
+    store, exp = _store_and_experiment(args.target, _variables(args.set))
+    with Store(store) as st, atomic_output(output) as tmp:
+        st.export(tmp, experiment=args.experiment or (exp.name if exp else None))
+    print(f"wrote {output}")
     return 0
 
 
@@ -93,7 +137,7 @@ def register(sub) -> None:
 
     sp = sub.add_parser("run", help="run or resume an experiment's sweep, then write its report")
     sp.add_argument("experiment", help="experiment file (.toml)")
-    sp.add_argument("--workers", type=int, help="worker processes (default: the machine's cores)")
+    sp.add_argument("--workers", type=integer(1, 4096), help="worker processes (default: the machine's cores)")
     sp.add_argument("--scheduler", help="run on Dask: 'local' for a LocalCluster of --workers processes, or a "
                     "scheduler address tcp://host:port (a cluster you trust: it runs pickled work)")
     sp.add_argument("--retry-failed", action="store_true", help="run the failed runs again too")

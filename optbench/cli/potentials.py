@@ -18,9 +18,16 @@ from optbench.io import DataSet, write_cfg
 from optbench.metrics import compute_metrics, format_mlip_report
 
 
+def _print_notes(pot) -> None:
+    """What reading the potential file passed over (engine/README.md), to stderr."""
+    for note in pot.info().get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
+
+
 def _predict(args):
     eng = engine_of(args)
     pot = eng.load_potential(args.potential)
+    _print_notes(pot)
     data = read_configs(args)
     ds = eng.dataset(data, pot.cutoff)
     return pot, data, eng.predict(pot, ds)
@@ -45,6 +52,10 @@ def cmd_errors(args) -> int:
     t = time.perf_counter()
     _, data, pred = _predict(args)
     m = compute_metrics(data.configs, *pred)
+    if m.energy.count == 0 and m.forces.count == 0 and m.stress.count == 0:
+        raise ValueError(f"{args.configs}: no configuration has an energy, force or stress label, so there is "
+                         "nothing to compare (extended XYZ: name the keys with --energy-key, --forces-key, "
+                         "--virial-key)")
     if args.json:
         d = m.to_dict()
         d["units"] = {"energy": "eV", "energy_per_atom": "eV/atom", "forces": "eV/A (norm of per-atom difference)",

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
-from optbench.cli.arguments import add_engine_options, check_suffix, species_option
+import numpy as np
+
+from optbench.cli.arguments import (
+    add_engine_options,
+    check_suffix,
+    data_options,
+    integer,
+    number,
+)
 from optbench.engine import ENGINES, MODEL_KINDS
-from optbench.io import load_data
+from optbench.io import (
+    atomic_output,
+    check_data,
+    check_writable,
+    load_data,
+    write_text_atomic,
+)
 from optbench.metrics import format_mlip_report
 from optbench.objective import LossWeights, build_objective
-from optbench.optim import describe
-from optbench.status import UNSUCCESSFUL
+from optbench.optim import REGISTRY, StepEntry, describe
+from optbench.optim.base import STEP_SETTINGS
+from optbench.status import UNSUCCESSFUL, RunStatus
 from optbench.train import Budget, Schedule, TrainSettings, train
 
 
@@ -61,48 +77,98 @@ def _objective(args, train_set, valid, weights):
     return obj
 
 
-def cmd_train(args) -> int:
-    """One training run: print progress and MLIP's error report; save the potential."""
-    train_set, valid = load_data({"kind": "files", "train": args.configs, "valid": args.valid,
-                                  "valid_fraction": args.valid_fraction, "split_seed": args.seed,
-                                  "format": args.format, "species": species_option(args)})
-    weights = LossWeights(energy=args.energy_weight, forces=args.force_weight, stress=args.stress_weight)
-    obj = _objective(args, train_set, valid, weights)
-    perturb_sigma, perturb_every = 0.0, 0
-    if args.perturb:
-        sigma, _, every = args.perturb.partition(",")
-        perturb_sigma, perturb_every = float(sigma), int(every or 0)
+def _perturbation(text: str | None) -> tuple[float, int]:
+    """--perturb SIGMA,EVERY -> (sigma, every); (0, 0) when not given."""
+    if not text:
+        return 0.0, 0
+    sigma, sep, every = text.partition(",")
+    try:
+        values = float(sigma), int(every)
+    except ValueError:
+        values = None
+    if not sep or values is None or not (math.isfinite(values[0]) and values[0] >= 0 and values[1] >= 1):
+        raise ValueError(f"--perturb {text!r}: give SIGMA,EVERY (noise sigma >= 0 in parameter units, "
+                         "every EVERY >= 1 steps), e.g. 1e-4,50")
+    return values
+
+
+def _settings(args) -> TrainSettings:
+    """The run's TrainSettings from the options, each bad value an error naming its option."""
+    if args.optimizer not in REGISTRY:
+        raise ValueError(f"--optimizer {args.optimizer!r}: unknown; known: {', '.join(REGISTRY)}")
+    entry = REGISTRY[args.optimizer]
+    if not entry.takes_steps:
+        given = {"lr": args.lr, "schedule": args.schedule, "clip": args.clip, "batch_size": args.batch_size,
+                 "perturb": args.perturb}
+        for key in STEP_SETTINGS:
+            if given[key] is not None:
+                raise ValueError(f"--{key.replace('_', '-')} does not apply to {args.optimizer} (full batch, no "
+                                 "learning rate): remove it")
+    sigma, every = _perturbation(args.perturb)
     hyper = _parse_hyper(args.hyper)
     if args.mlp:
         if args.optimizer != "native":
             raise ValueError("--mlp applies to --optimizer native (MLIP's own trainer) only")
         hyper["mlp"] = args.mlp
-    settings = TrainSettings(
+    try:
+        entry.build(**hyper) if isinstance(entry, StepEntry) else entry.check(hyper)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"--hyper: {args.optimizer}: {err}") from None
+    for option, parse, text in (("--budget", Budget.parse, args.budget), ("--schedule", Schedule.parse, args.schedule)):
+        try:
+            parse(text)
+        except ValueError as err:
+            raise ValueError(f"{option}: {err}") from None
+    return TrainSettings(
         optimizer=args.optimizer, hyper=hyper, lr=args.lr, batch_size=args.batch_size,
         clip=args.clip, schedule=Schedule.parse(args.schedule), budget=Budget.parse(args.budget),
-        seed=args.seed, init_interval=args.init_interval, perturb_sigma=perturb_sigma,
-        perturb_every=perturb_every, eval_every=args.eval_every)
+        seed=args.seed, init_interval=args.init_interval, perturb_sigma=sigma,
+        perturb_every=every, eval_every=args.eval_every)
+
+
+def cmd_train(args) -> int:
+    """One training run: print progress and MLIP's error report; save the potential.
+    Outputs are checked for writability before anything runs and written atomically, and
+    only what the run produced is written."""
+    save_to = check_writable(args.save_to, "--save-to")
+    json_path = check_writable(args.json, "--json") if args.json else None
+    settings = _settings(args)
+    try:
+        weights = LossWeights(energy=args.energy_weight, forces=args.force_weight, stress=args.stress_weight)
+    except ValueError as err:
+        raise ValueError(f"--energy-weight/--force-weight/--stress-weight: {err}") from None
+    train_set, valid = load_data({"kind": "files", "train": args.configs, "valid": args.valid,
+                                  "valid_fraction": args.valid_fraction, "split_seed": args.seed,
+                                  "format": args.format, **data_options(args)})
+    for finding in check_data(train_set, valid):  # in-sample validation, duplicates, outliers
+        print(f"warning: {finding}", file=sys.stderr)
+    obj = _objective(args, train_set, valid, weights)
     print(f"training {obj.n_params} parameters on {len(train_set)} configurations"
           f"{f' (validation {len(valid)})' if valid is not None else ''} with {args.optimizer}", file=sys.stderr)
     result = train(obj, settings, progress=lambda line: print(line, file=sys.stderr, flush=True))
     x = result.x_best if args.keep == "best" else result.x
-    obj.save(x, args.save_to)
     print(f"{result.status}: {result.message}; {result.steps} steps, {result.configs_evaluated} configurations, "
           f"{result.train_seconds:.1f} s", file=sys.stderr)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"saved the {args.keep} parameters to {args.save_to}", file=sys.stderr)
-    for name, split_name in (("training set", "train"), ("validation set", "valid")):
-        if split_name == "valid" and valid is None:
-            continue
-        print(f"Errors on the {name}:")
-        sys.stdout.write(format_mlip_report(obj.evaluate(x, split_name)))
-    if args.json:
+    produced = result.status not in (RunStatus.FAILED, RunStatus.TIMED_OUT) and np.all(np.isfinite(x))
+    if produced:
+        with atomic_output(save_to) as tmp:
+            obj.save(x, tmp)
+        print(f"saved the {args.keep} parameters to {save_to}", file=sys.stderr)
+        for name, split_name in (("training set", "train"), ("validation set", "valid")):
+            if split_name == "valid" and valid is None:
+                continue
+            print(f"Errors on the {name}:")
+            sys.stdout.write(format_mlip_report(obj.evaluate(x, split_name)))
+    else:
+        print(f"not saved: the run ended {result.status} without parameters of its own; {save_to} is unchanged",
+              file=sys.stderr)
+    if json_path is not None:
         record = result.to_dict()
         record["settings"] = settings.to_dict()
-        record["potential"] = str(args.save_to)
-        with open(args.json, "w") as fh:
-            json.dump(record, fh, indent=1, allow_nan=True)
+        record["potential"] = str(save_to) if produced else None
+        write_text_atomic(json_path, json.dumps(record, indent=1, allow_nan=True))
     return 1 if result.status in UNSUCCESSFUL else 0
 
 
@@ -120,20 +186,25 @@ def register(sub) -> None:
     sp.add_argument("configs", help="training data")
     sp.add_argument("--optimizer", required=True, help="name from `optbench optimizers`")
     sp.add_argument("--hyper", nargs="*", metavar="NAME=VALUE", help="hyperparameters of the optimizer")
-    sp.add_argument("--lr", type=float, help="base learning rate (default: the optimizer's)")
-    sp.add_argument("--batch-size", type=int, help="configurations per step (default: all)")
-    sp.add_argument("--clip", type=float, help="global-norm gradient clipping threshold")
+    sp.add_argument("--lr", type=number(above=0), help="base learning rate (default: the optimizer's)")
+    sp.add_argument("--batch-size", type=integer(1), help="configurations per step (default: all)")
+    sp.add_argument("--clip", type=number(above=0), help="global-norm gradient clipping threshold")
     sp.add_argument("--schedule", help="learning-rate schedule, e.g. cosine,warmup=100,decay_steps=5000")
     sp.add_argument("--budget", default="epochs=100", help="epochs=E,evals=N,seconds=S (default epochs=100)")
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--init-interval", type=float, help="uniform [-a, a] noise around the default parameters")
+    sp.add_argument("--seed", type=integer(0), default=0, help="seed of the start, batches and split (>= 0)")
+    sp.add_argument("--init-interval", type=number(above=0),
+                    help="uniform [-a, a] noise around the starting parameters: the file's coefficients when "
+                         "POT is a potential file, the engine's defaults for a spec")
     sp.add_argument("--perturb", metavar="SIGMA,EVERY", help="Gaussian parameter noise every EVERY steps")
-    sp.add_argument("--eval-every", type=int, help="steps between metric evaluations")
-    sp.add_argument("--valid", help="validation data file")
-    sp.add_argument("--valid-fraction", type=float, help="hold out this fraction of the data (split by --seed)")
-    sp.add_argument("--energy-weight", type=float, default=1.0)
-    sp.add_argument("--force-weight", type=float, default=0.01)
-    sp.add_argument("--stress-weight", type=float, default=0.001)
+    sp.add_argument("--eval-every", type=integer(1), help="steps between metric evaluations")
+    held_out = sp.add_mutually_exclusive_group()
+    held_out.add_argument("--valid", help="validation data file")
+    held_out.add_argument("--valid-fraction", type=number(above=0, below=1),
+                          help="hold out this fraction of the data (split by --seed)")
+    sp.add_argument("--energy-weight", type=number(minimum=0), default=1.0, help="MLIP's energy_weight (default 1)")
+    sp.add_argument("--force-weight", type=number(minimum=0), default=0.01, help="MLIP's force_weight (default 0.01)")
+    sp.add_argument("--stress-weight", type=number(minimum=0), default=0.001,
+                    help="MLIP's stress_weight (default 0.001)")
     sp.add_argument("--keep", choices=["best", "last"], default="best",
                     help="save the best-validation or the last parameters (default best)")
     sp.add_argument("--save-to", required=True,

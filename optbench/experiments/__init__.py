@@ -9,6 +9,7 @@ processes or a Dask cluster, and their results in one SQLite store.
 - `runspec`: `RunSpec`, one run fully specified, and the code version in its key;
 - `execute`: one run in a worker (`execute_run`);
 - `runner`: the sweep (`run_experiment`), `progress`: what it prints;
+- `data_check`: the data hygiene findings of the experiment's data sets;
 - `store`: the results store (`Store`).
 
 Loading and checking an experiment file imports no training code's C library and runs

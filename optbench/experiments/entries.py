@@ -23,11 +23,8 @@ from optbench.experiments.values import (
     _table,
 )
 from optbench.optim import REGISTRY, StepEntry
+from optbench.optim.base import STEP_SETTINGS
 from optbench.train import Budget, Schedule, TrainSettings
-
-# Settings the optimizers without steps (DriverEntry with uses_lr False) never read.
-_STEP_ONLY = ("lr", "schedule", "clip", "batch_size", "perturb")
-
 
 # ------------------------------------------------------------------- optimizer entries
 
@@ -244,8 +241,8 @@ def _entry(ctx: _Context, index: int, raw: Any, seeds: list[int], models: dict, 
     if name not in REGISTRY:
         raise ctx.error(path + ("name",), f"unknown optimizer {name!r}; known: {', '.join(REGISTRY)}")
     reg = REGISTRY[name]
-    if not (isinstance(reg, StepEntry) or reg.uses_lr):
-        for key in _STEP_ONLY:
+    if not reg.takes_steps:
+        for key in STEP_SETTINGS:
             if key in t:
                 raise ctx.error(path + (key,), f"{name} takes no steps (full batch, no learning rate): {key} "
                                                "does not apply; remove it")

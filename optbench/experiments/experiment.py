@@ -80,6 +80,9 @@ Top level
     format          "cfg", "mlip4", "pymatgen" or "extxyz" (optbench.io.FORMATS;
                     default: by extension, .cfg / .xyz / .extxyz / .json sniffed).
     species         element of each type index, e.g. ["Ag", "Pd"] (default: the file's).
+    energy_key, forces_key, virial_key, stress_key
+                    extended XYZ only: the keys of the labels (default: the first
+                    of optbench.io.extxyz.DEFAULT_KEYS present, e.g. vasp_energy).
 
 [[optimizers]]    one entry per optimizer setting; every LIST-valued setting is a grid
                   axis and the entry expands to the cartesian product of its axes

@@ -4,6 +4,7 @@ and the paragraph at the end (`SweepSummary`)."""
 from __future__ import annotations
 
 import math
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,28 +22,31 @@ def _fmt_seconds(s: float) -> str:
 
 class Progress:
     """One line per finished run and an overall bar with an ETA, to `stream` (stderr).
-    On a terminal the bar is redrawn in place; in a log it is printed after each run."""
+    On a terminal the bar is redrawn in place; in a log it is printed after each run.
+    The bar counts this runner's runs: those it finished and those still pending for it
+    (running or left to claim), which change as other runners of the store take runs."""
 
-    def __init__(self, total: int, stream: TextIO | None = None, quiet: bool = False, workers: int = 1):
-        self.total, self.done, self.failed, self.workers = total, 0, 0, workers
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False, workers: int = 1):
+        self.done, self.failed, self.workers = 0, 0, workers
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.t0 = time.perf_counter()
         self.tty = getattr(self.stream, "isatty", lambda: False)()
 
     def _bar(self, pending: int) -> str:
-        frac = self.done / self.total if self.total else 1.0
+        total = self.done + pending
+        frac = self.done / total if total else 1.0
         elapsed = time.perf_counter() - self.t0
-        eta = elapsed / self.done * (self.total - self.done) if self.done else math.inf
+        eta = elapsed / self.done * pending if self.done else math.inf
         filled = int(round(30 * frac))
         running = min(pending, self.workers)
-        return (f"[{'#' * filled}{'-' * (30 - filled)}] {self.done}/{self.total} runs, {running} running, "
+        return (f"[{'#' * filled}{'-' * (30 - filled)}] {self.done}/{total} runs, {running} running, "
                 f"{pending - running} queued, {self.failed} failed, {_fmt_seconds(elapsed)} elapsed, "
                 f"ETA {_fmt_seconds(eta)}")
 
     def line(self, text: str, pending: int) -> None:
-        """Print `text` (a run's line) and the overall bar (`pending`: runs not yet
-        finished, running or queued)."""
+        """Print `text` (a run's line) and the overall bar (`pending`: this runner's
+        runs not yet finished, running or left to claim)."""
         if self.quiet:
             return
         if self.tty:
@@ -71,24 +75,35 @@ class Progress:
 
 @dataclass
 class SweepSummary:
-    """What `run_experiment` did: runs in the experiment, skipped because finished,
-    skipped because another live runner holds them, run now (by final status), and
-    whether it was interrupted."""
+    """What `run_experiment` did: runs in the experiment, skipped because finished when
+    it started, run now (by final status), done by another runner of the store while it
+    ran, held by another runner still running when it ended, and, when a signal stopped
+    it, the signal's number and the runs it gave back unfinished."""
 
     total: int
     already_finished: int
-    held_elsewhere: int
+    held_elsewhere: int = 0
+    done_elsewhere: int = 0
     ran: dict[str, int] = field(default_factory=dict)
-    interrupted: bool = False
+    stopped_by: int | None = None
+    released: int = 0
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether a signal (SIGINT, SIGTERM) stopped the sweep before its end."""
+        return self.stopped_by is not None
 
     def text(self) -> str:
-        """One paragraph for the terminal."""
+        """One line for the terminal."""
         ran = ", ".join(f"{n} {s}" for s, n in sorted(self.ran.items())) or "none"
         out = (f"{self.total} runs: {self.already_finished} already in the store, {sum(self.ran.values())} run now "
                f"({ran})")
+        if self.done_elsewhere:
+            out += f", {self.done_elsewhere} done by another runner"
         if self.held_elsewhere:
             out += (f", {self.held_elsewhere} held by another runner (still running; or, if it is on another "
                     "host and has stopped, take them with --take-over)")
         if self.interrupted:
-            out += "; interrupted: run the same command again to complete the rest"
+            out = (f"stopped by {signal.Signals(self.stopped_by).name}: {out}, {self.released} stopped and given "
+                   "back; run the same command again to complete the rest")
         return out

@@ -24,6 +24,7 @@ from optbench.experiments.values import (
     _table,
 )
 from optbench.io import FORMATS, STRESS_FORMATS, SUFFIXES
+from optbench.io.formats import LABEL_KEYS
 from optbench.objective import LossWeights
 from optbench.train import Budget
 
@@ -58,6 +59,10 @@ def _weights(ctx: _Context, raw: Any) -> dict[str, Any]:
             LossWeights(**{key: out[key]})
         except ValueError as err:
             raise ctx.error(path, str(err)) from None
+    try:
+        LossWeights(**out)  # together: e.g. every weight 0
+    except ValueError as err:
+        raise ctx.error(("weights",), str(err)) from None
     return out
 
 
@@ -209,7 +214,7 @@ def _program(ctx: _Context, text: str) -> str:
     return ctx.resolve(text) if os.sep in text or text.startswith(".") else text
 
 
-_DATA_FILE_KEYS = ("train", "valid", "valid_fraction", "split_seed", "format", "species", "stress_format")
+_DATA_FILE_KEYS = ("train", "valid", "valid_fraction", "split_seed", "format", "species", "stress_format") + LABEL_KEYS
 _GENERATE_KEYS = ("n_train", "n_valid", "seed")
 
 
@@ -267,6 +272,12 @@ def _data_files(ctx: _Context, path: KeyPath, t: dict) -> dict[str, Any]:
         if fmt not in (None, "mlip4") or not str(out["train"]).endswith(".json"):
             raise ctx.error(path + ("stress_format",), "stress_format applies to MLIP-4 JSON files only")
         out["stress_format"] = sf
+    for key in LABEL_KEYS:  # only when given, like stress_format
+        if key in t:
+            suffix = Path(str(out["train"])).suffix.lower()
+            if (fmt or ("extxyz" if suffix in FORMATS["extxyz"].suffixes else None)) != "extxyz":
+                raise ctx.error(path + (key,), f"{key} names a label of extended XYZ files; {out['train']} is not one")
+            out[key] = _string(ctx, path + (key,), t[key])
     return out
 
 

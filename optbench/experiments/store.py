@@ -13,11 +13,12 @@ histories  per run: step, loss, configs, seconds (JSON arrays) and the periodic
            evaluations (JSON list of dicts), as optbench.train.History holds them.
 
 Life of a run: `claim` inserts it as "running" with its owner (host, pid of the runner);
-`finish` writes its result in one transaction. A finished row is never overwritten. A
-"running" row whose owner is gone (the runner was killed) counts as interrupted and is
-claimed again by the next runner. WAL mode and a busy timeout let several processes use
-the file at once; claims are atomic (BEGIN IMMEDIATE), so two runners never take the same
-run.
+`finish` writes its result in one transaction; `release` gives back a claim its runner
+stopped before finishing. A finished row is never overwritten. A "running" row whose owner
+is gone (the runner was killed) counts as interrupted and is claimed again by the next
+runner. WAL mode and a busy timeout let several processes use the file at once; claims are
+atomic (BEGIN IMMEDIATE), so two runners never take the same run: runners claim one run
+at a time, as a worker frees up, and so split a sweep between them.
 """
 
 from __future__ import annotations
@@ -145,17 +146,25 @@ class Store:
         return None if row is None else row[0]
 
     def claim(self, key: str, spec: dict, code_version: str, *, retry_failed: bool = False,
-              take_over: bool = False) -> bool:
+              take_over: bool = False, since: float | None = None) -> bool:
         """Take run `key` for this process: True when it was new, interrupted (its
         runner gone), with `retry_failed` failed, or with `take_over` held by a runner on
         another host (which cannot be checked from here: the caller knows it is gone);
-        False when it is finished or another live runner has it. The claim is atomic."""
+        False when it is finished or another live runner has it. The claim is atomic.
+        `since` (a time.time() value, the calling runner's start): with it, `retry_failed`
+        takes only failures stored before then and `take_over` only claims made before
+        then (by that host's clock), so a run another runner retried or took since is
+        not run twice."""
         host, pid = socket.gethostname(), os.getpid()
         with self._transaction():
-            row = self.db.execute("SELECT status, host, owner_pid FROM runs WHERE key = ?", (key,)).fetchone()
+            row = self.db.execute("SELECT status, host, owner_pid, started_at, finished_at FROM runs WHERE key = ?",
+                                  (key,)).fetchone()
             if row is not None:
-                status, other_host, other_pid = row
+                status, other_host, other_pid, started_at, finished_at = row
                 remote = other_host != socket.gethostname()
+                if since is not None:
+                    take_over = take_over and (started_at or 0.0) < since
+                    retry_failed = retry_failed and (finished_at or 0.0) < since
                 if status == RunStatus.RUNNING and _owner_alive(other_host, other_pid) and not (take_over and remote):
                     return False
                 if status in FINISHED and not (retry_failed and status == RunStatus.FAILED):
@@ -173,11 +182,15 @@ class Store:
                  host, pid, time.time()))
             return True
 
-    def release(self, key: str) -> None:
-        """Give back a claimed run that was not finished (the runner stopped before it
-        ran): it is deleted, so the next runner takes it as new."""
+    def release(self, key: str) -> bool:
+        """Give back run `key` claimed by this process and not finished (its runner
+        stopped before the run ended): it is deleted, so the next runner takes it as new.
+        A run finished, or claimed by another process, is left as it is. True when
+        released."""
         with self._transaction():
-            self.db.execute("DELETE FROM runs WHERE key = ? AND status = 'running'", (key,))
+            cur = self.db.execute("DELETE FROM runs WHERE key = ? AND status = 'running' AND host = ? AND "
+                                  "owner_pid = ?", (key, socket.gethostname(), os.getpid()))
+        return cur.rowcount > 0
 
     def finish(self, key: str, result: dict) -> None:
         """Write a run's result (runner.execute_run's dict: RunResult.to_dict() plus

@@ -13,7 +13,9 @@ from typing import Any
 
 from optbench.experiments.toml_lines import KeyLocator, KeyPath, show_path
 
-_LABEL = re.compile(r"[A-Za-z0-9_.-]+\Z")
+# Labels name files and folders (the store's results/<name>/): a letter or digit first, so
+# that "." and ".." (and hidden names) cannot climb out of results/.
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _VARIABLE_USE = re.compile(r"\$\{([^}]*)\}")
 
@@ -96,7 +98,7 @@ def _string(ctx: _Context, path: KeyPath, value: Any) -> str:
 def _label(ctx: _Context, path: KeyPath, value: Any) -> str:
     text = _string(ctx, path, value)
     if not _LABEL.match(text):
-        raise ctx.error(path, f"{text!r}: use letters, digits, '_', '.' and '-' only")
+        raise ctx.error(path, f"{text!r}: use letters, digits, '_', '.' and '-' only, starting with a letter or digit")
     return text
 
 

@@ -206,6 +206,8 @@ def read_cfg(path, species: Sequence[str] | None = None) -> DataSet:
         text = path.read_text()
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a text file (byte {exc.start} is not UTF-8): not an MLIP .cfg file") from None
     cur = _CfgLines(path, text.splitlines())
     configs = []
     while cur.pos < len(cur.lines):

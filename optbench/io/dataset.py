@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 __all__ = ["Configuration", "DataSet", "DataError", "cell_volume", "species_count", "map_species", "split",
-           "validate", "to_arrays", "VOIGT_ORDER"]
+           "validate", "to_arrays", "VOIGT_ORDER", "closest_pair"]
 
 #: Voigt component order of ``Configuration.stress`` (MLIP PlusStress).
 VOIGT_ORDER = ("xx", "yy", "zz", "yz", "xz", "xy")
@@ -221,6 +221,10 @@ def split(dataset: DataSet, valid_fraction: float, seed: int) -> tuple[DataSet, 
         raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
     n = len(dataset)
     n_valid = int(round(valid_fraction * n))
+    if valid_fraction > 0 and not 0 < n_valid < n:
+        raise ValueError(f"valid_fraction {valid_fraction:g} of {n} configurations ({dataset.name or 'data set'}) "
+                         f"holds out {n_valid}: {'none' if n_valid == 0 else 'all'}; give a fraction that leaves "
+                         "at least one configuration on each side")
     perm = np.random.default_rng(seed).permutation(n)
     mask = np.zeros(n, dtype=bool)
     mask[perm[:n_valid]] = True
@@ -284,9 +288,21 @@ def _validate_cell(cell, where: str) -> None:
 
 def _check_overlaps(cfg: Configuration, where: str, min_distance: float) -> None:
     """DataError when two atoms are closer than `min_distance` (A), periodic images
-    included, found exactly for any cell: scipy's periodic k-d tree for a molecule or an
-    orthorhombic cell (fast: the common case), ase's neighbour list otherwise (rounding
-    fractional coordinates, the minimum-image shortcut, can miss a pair in a sheared cell)."""
+    included (`closest_pair`)."""
+    pair = closest_pair(cfg, min_distance)
+    if pair is not None:
+        a, b, distance = pair
+        raise DataError(f"{where}: atoms {a + 1} and {b + 1} are at the same position (distance {distance:.2e} A)")
+
+
+def closest_pair(cfg: Configuration, cutoff: float) -> tuple[int, int, float] | None:
+    """The closest pair of atoms of `cfg` nearer than `cutoff` (A), periodic images
+    included: (i, j, distance in A) with 0-based atom indices i <= j (i == j only for an
+    atom nearer than `cutoff` to its own image, in a sheared cell with a lattice vector
+    shorter than `cutoff`), or None when no two atoms are that close. Found exactly for
+    any cell: scipy's periodic k-d tree for a molecule or an orthorhombic cell (fast: the
+    common case), ase's neighbour list otherwise (rounding fractional coordinates, the
+    minimum-image shortcut, can miss a pair in a sheared cell)."""
     pos = np.asarray(cfg.positions, dtype=float)
     cell = None if cfg.cell is None else np.asarray(cfg.cell, dtype=float)
     if cell is None or np.count_nonzero(cell - np.diag(np.diag(cell))) == 0:
@@ -297,24 +313,25 @@ def _check_overlaps(cfg: Configuration, where: str, min_distance: float) -> None
             box = np.abs(np.diag(cell))
             pos = np.mod(pos, box)
             pos[pos >= box] = 0.0  # mod of a tiny negative number can round up to the box length
-        pairs = cKDTree(pos, boxsize=box).query_pairs(float(min_distance), output_type="ndarray")
+        pairs = cKDTree(pos, boxsize=box).query_pairs(float(cutoff), output_type="ndarray")
         if not len(pairs):
-            return
-        a, b = (int(v) for v in sorted(pairs[0]))
-        delta = pos[a] - pos[b]
+            return None
+        delta = pos[pairs[:, 0]] - pos[pairs[:, 1]]
         if box is not None:
             delta -= box * np.round(delta / box)
-        distance = float(np.linalg.norm(delta))
+        d = np.linalg.norm(delta, axis=1)
+        k = int(np.argmin(d))
+        (a, b), distance = sorted(int(v) for v in pairs[k]), float(d[k])
     else:
         from ase.neighborlist import primitive_neighbor_list
 
-        i, j, d = primitive_neighbor_list("ijd", np.ones(3, dtype=bool), cell, pos, float(min_distance),
+        i, j, d = primitive_neighbor_list("ijd", np.ones(3, dtype=bool), cell, pos, float(cutoff),
                                           self_interaction=False)
         if not len(d):
-            return
+            return None
         k = int(np.argmin(d))
         (a, b), distance = sorted((int(i[k]), int(j[k]))), float(d[k])
-    raise DataError(f"{where}: atoms {a + 1} and {b + 1} are at the same position (distance {distance:.2e} A)")
+    return a, b, distance
 
 
 # ------------------------------------------------------------------ engine arrays

@@ -111,11 +111,36 @@ def _xyz_frame(atoms, k: int, path: Path, energy_key, forces_key, virial_key, st
     return cfg, list(atoms.get_chemical_symbols())
 
 
+#: Label keys tried in this order when none is named: ase's standard names, then the
+#: names VASP-derived sets use (``../shared/datasets/agpd_rosenbrock``) and ``REF_*``.
+DEFAULT_KEYS = {
+    "energy": ("energy", "vasp_energy", "REF_energy"),
+    "forces": ("forces", "vasp_force", "vasp_forces", "REF_forces"),
+    "virial": ("virial", "vasp_virial", "REF_virial"),
+    "stress": ("stress",),
+}
+
+
+def _has(atoms, key: str) -> bool:
+    return _lookup(atoms, key) is not None
+
+
+def _choose_key(frames, label: str, given: str | None, path: Path) -> str | None:
+    """The key of `label` for the whole file: `given` (DataError when no frame has it), else
+    the first of DEFAULT_KEYS[label] that some frame has, else None (unlabelled)."""
+    if given is not None:
+        if frames and not any(_has(a, given) for a in frames):
+            found = sorted({k for a in frames[:5] for k in (*a.info, *a.arrays)} - {"numbers", "positions"})
+            raise DataError(f"{path}: no frame has the {label} key {given!r}; keys found: {', '.join(found) or 'none'}")
+        return given
+    return next((k for k in DEFAULT_KEYS[label] if any(_has(a, k) for a in frames)), None)
+
+
 def read_extxyz(
     path,
-    energy_key: str = "energy",
-    forces_key: str = "forces",
-    virial_key: str | None = "virial",
+    energy_key: str | None = None,
+    forces_key: str | None = None,
+    virial_key: str | None = None,
     stress_key: str | None = None,
     species: Sequence[str] | None = None,
 ) -> DataSet:
@@ -124,15 +149,19 @@ def read_extxyz(
     Labels are looked up by key in ``atoms.info`` / ``atoms.arrays`` (custom names such
     as ``vasp_energy``, ``vasp_force``, ``vasp_virial`` stay there) or in the
     SinglePointCalculator (ase moves the standard ``energy``, ``forces``, ``stress``
-    there).  ``virial_key``: virial in eV (3x3 or Voigt), stored as PlusStress unchanged.
-    If a frame has no virial, ``stress_key`` (default: ase's standard ``stress``, eV/A^3,
-    positive under tension) is converted as PlusStress = -stress * volume.  A missing
-    label gives None.  ``species``: element of each type index (default: sorted unique
-    symbols of the file); another element raises DataError."""
+    there). A key not named is the first of DEFAULT_KEYS that the file has; a named key
+    that no frame has is a DataError listing the keys found. ``virial_key``: virial in eV
+    (3x3 or Voigt), stored as PlusStress unchanged. If a frame has no virial, the stress
+    (``stress_key``, ase's standard ``stress``: eV/A^3, positive under tension) is
+    converted as PlusStress = -stress * volume. A label missing in a frame gives None.
+    ``species``: element of each type index (default: sorted unique symbols of the file);
+    another element raises DataError."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     frames = _ase_frames(path)
-    items = [_xyz_frame(a, k, path, energy_key, forces_key, virial_key, stress_key) for k, a in enumerate(frames)]
+    keys = [_choose_key(frames, label, given, path) for label, given in
+            (("energy", energy_key), ("forces", forces_key), ("virial", virial_key), ("stress", stress_key))]
+    items = [_xyz_frame(a, k, path, *keys) for k, a in enumerate(frames)]
     species = _assign_types(items, species)
     return DataSet([cfg for cfg, _ in items], species, name=path.name)

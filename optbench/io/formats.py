@@ -41,6 +41,8 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
            _pymatgen_from_records),
     Format("extxyz", "extended XYZ (through ase)", (".xyz", ".extxyz"), read_extxyz),
 )}
+#: Options that name the label keys of an extended XYZ file (read_extxyz).
+LABEL_KEYS = ("energy_key", "forces_key", "virial_key", "stress_key")
 #: Every extension a format is recognised by (".json" is sniffed by its records).
 SUFFIXES: tuple[str, ...] = tuple(dict.fromkeys(s for f in FORMATS.values() for s in f.suffixes))
 
@@ -51,6 +53,10 @@ def read_dataset(path, fmt: str | None = None, **kw) -> DataSet:
     choose by extension (a .json file by the key of its first record: ``sim`` MLIP-4,
     ``structure`` pymatgen). ``kw`` go to the reader. Units: A, eV, eV/A, PlusStress in eV."""
     path = Path(path)
+    keys = [k for k in LABEL_KEYS if kw.get(k) is not None]
+    kw = {k: v for k, v in kw.items() if k not in LABEL_KEYS or v is not None}
+    if keys and (fmt or ("extxyz" if path.suffix.lower() in FORMATS["extxyz"].suffixes else None)) != "extxyz":
+        raise ValueError(f"{path}: {', '.join(keys)} (label keys of extended XYZ files) do not apply to this format")
     if fmt is None:
         ext = path.suffix.lower()
         candidates = [f for f in FORMATS.values() if ext in f.suffixes]

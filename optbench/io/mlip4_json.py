@@ -56,6 +56,8 @@ def _mlip4_record(rec, k: int, path: Path, use_file_weights: bool, stress_format
     forces = None
     if sim.get("forces") is not None:
         forces = _array(sim["forces"], (3,), where, "forces")
+        if len(forces) != len(pos):
+            raise DataError(f"{where}: forces has {len(forces)} rows for {len(pos)} atoms")
         _check_finite(forces, where, "forces")
     stress = _mlip4_stress(sim.get("stress"), cell, where, stress_format)
     features: dict = {}

@@ -66,6 +66,8 @@ def _pymatgen_record(rec, k: int, path: Path):
     forces = None
     if out.get("forces") is not None:
         forces = _array(out["forces"], (3,), where, "outputs.forces")
+        if len(forces) != len(pos):
+            raise DataError(f"{where}: outputs.forces has {len(forces)} rows for {len(pos)} sites")
         _check_finite(forces, where, "outputs.forces")
     raw = out.get("virial_stress", out.get("stress"))
     stress = None

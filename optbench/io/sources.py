@@ -4,13 +4,14 @@ line's files) -> the training and validation sets.
     {"kind": "generate", "n_train": 240, "n_valid": 60, "seed": 0}   the Ag-Pd EMT set
     {"kind": "files", "train": PATH, "valid": PATH | None, "valid_fraction": f | None,
      "split_seed": 0, "format": None | a FORMATS name, "species": [...] | None,
-     "stress_format": None | one of STRESS_FORMATS}
+     "stress_format": None | one of STRESS_FORMATS,
+     "energy_key", "forces_key", "virial_key", "stress_key": extended XYZ label keys | None}
 """
 
 from __future__ import annotations
 
 from optbench.io.dataset import DataSet, split
-from optbench.io.formats import read_dataset
+from optbench.io.formats import LABEL_KEYS, read_dataset
 from optbench.io.generator import generate_agpd_split
 
 DATA_KINDS = ("generate", "files")
@@ -29,6 +30,7 @@ def load_data(data: dict) -> tuple[DataSet, DataSet | None]:
     kw = {"species": data["species"]} if data.get("species") else {}
     if data.get("stress_format"):
         kw["stress_format"] = data["stress_format"]
+    kw.update({k: data[k] for k in LABEL_KEYS if data.get(k)})
     train = read_dataset(data["train"], fmt=data.get("format"), **kw)
     if data.get("valid"):
         valid = read_dataset(data["valid"], fmt=data.get("format"),

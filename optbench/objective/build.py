@@ -33,10 +33,13 @@ def build_objective(model: dict, train: DataSet, valid: DataSet | None, weights:
     if threads is not None:
         engine.set_num_threads(threads)
     pot = build_potential(engine, model, species_count(train, valid))
+    # A potential file is a starting point: runs start from its coefficients. A model
+    # level, spec or template starts from the engine's defaults.
+    start = pot.get_params() if model.get("file") else None
     if engine_kind == "mlp-cli":
         try:
             mlp = find_mlp(model.get("mlp"))
         except FileNotFoundError as err:
             raise ValueError(str(err)) from None
-        return MlpCliObjective(engine, pot, train, valid, weights, mlp=mlp)
-    return EngineObjective(engine, pot, train, valid, weights)
+        return MlpCliObjective(engine, pot, train, valid, weights, start=start, mlp=mlp)
+    return EngineObjective(engine, pot, train, valid, weights, start=start)

@@ -21,10 +21,12 @@ class EngineObjective:
     unit that makes full-batch and mini-batch runs comparable)."""
 
     def __init__(self, engine, potential, train: DataSet, valid: DataSet | None = None,
-                 weights: LossWeights | None = None):
+                 weights: LossWeights | None = None, start: np.ndarray | None = None):
         if len(train) == 0:
             raise ValueError("the training set is empty")
         self.engine, self.potential = engine, potential
+        # Where runs start: the engine's defaults, or given parameters (a trained file's).
+        self.start = None if start is None else np.array(start, dtype=np.float64)
         self.train, self.valid = train, valid
         self.weights = weights or LossWeights()
         cutoff = potential.cutoff
@@ -60,9 +62,11 @@ class EngineObjective:
         return len(self.train)
 
     def initial_params(self, seed: int, interval: float | None = None) -> np.ndarray:
-        """The engine's default parameters, plus uniform noise in [-interval, interval]
-        drawn from `seed` (None or 0: the default itself, the same for every seed)."""
-        return perturbed_start(self.potential.default_params(), seed, interval)
+        """The starting parameters (`start` when given, e.g. a potential file's
+        coefficients; else the engine's defaults), plus uniform noise in [-interval,
+        interval] drawn from `seed` (None or 0: the start itself, the same for every seed)."""
+        x0 = self.start if self.start is not None else self.potential.default_params()
+        return perturbed_start(x0, seed, interval)
 
     def _set(self, x: np.ndarray) -> None:
         x = np.asarray(x, dtype=np.float64)

@@ -23,8 +23,8 @@ class MlpCliObjective(EngineObjective):
 
     uses_mlp_only = True
 
-    def __init__(self, engine, potential, train, valid=None, weights=None, *, mlp: str):
-        super().__init__(engine, potential, train, valid, weights)
+    def __init__(self, engine, potential, train, valid=None, weights=None, start=None, *, mlp: str):
+        super().__init__(engine, potential, train, valid, weights, start)
         self.mlp = mlp
 
     def loss_grad(self, x, batch=None):

@@ -65,6 +65,8 @@ class LossWeights:
             v = getattr(self, name)
             if not (np.isfinite(v) and v >= 0):
                 raise ValueError(f"loss weight '{name}' must be finite and >= 0, got {v}")
+        if self.energy == self.forces == self.stress == 0:
+            raise ValueError("every loss weight (energy, forces, stress) is 0: nothing to fit")
         for name in ("weight_scaling", "weight_scaling_forces"):
             if getattr(self, name) not in (0, 1, 2):
                 raise ValueError(f"'{name}' must be 0, 1 or 2, got {getattr(self, name)}")

@@ -25,6 +25,10 @@ import numpy as np
 
 State = dict[str, Any]
 
+#: The run settings only optimizers that take steps read (Entry.takes_steps): anywhere
+#: else they are refused rather than ignored.
+STEP_SETTINGS = ("lr", "schedule", "clip", "batch_size", "perturb")
+
 
 def _identity_eval(x: np.ndarray, state: State) -> np.ndarray:
     return x
@@ -95,7 +99,26 @@ def with_defaults(hypers: dict[str, Hyper], given: dict[str, Any]) -> dict[str, 
     if unknown:
         raise ValueError(f"unknown hyperparameter(s) {', '.join(unknown)}; "
                          f"known: {', '.join(sorted(hypers)) or 'none'}")
+    for name, value in given.items():
+        _check_type(name, hypers[name].default, value)
     return {**{k: h.default for k, h in hypers.items()}, **given}
+
+
+def _check_type(name: str, default: Any, value: Any) -> None:
+    """ValueError when `value` is not of the kind of `default` (a number, true/false, or
+    text), naming the hyperparameter: "abc" for a rate must not surface as a float
+    conversion error deep inside an optimizer."""
+    number = (int, float, np.integer, np.floating)
+    if isinstance(default, (bool, np.bool_)):
+        ok, kind = isinstance(value, (bool, np.bool_)), "true or false"
+    elif isinstance(default, number):
+        ok, kind = isinstance(value, number) and not isinstance(value, (bool, np.bool_)), "a number"
+    elif isinstance(default, str):
+        ok, kind = isinstance(value, str), "text"
+    else:
+        return  # list-valued (Muon's ns_coeffs): the optimizer checks it
+    if not ok:
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -108,6 +131,8 @@ class Entry:
     hypers: dict[str, Hyper]
     default_lr: float
     doc: str
+
+    takes_steps = True  # a learning rate, schedules, clipping, batches and perturbation apply
 
     def build(self, **overrides) -> Optimizer:
         """The optimizer with defaults replaced by `overrides`; an unknown name is a
@@ -127,6 +152,12 @@ class DriverEntry:
     default_lr: float
     doc: str
     uses_lr: bool = False
+
+    @property
+    def takes_steps(self) -> bool:
+        """Whether learning rate, schedule, clipping, batch size and perturbation apply
+        (a hybrid with a step-based phase); False for full-batch drivers."""
+        return self.uses_lr
 
     def check(self, hyper: dict) -> dict:
         """`hyper` completed with defaults; an unknown name is a ValueError."""

@@ -45,10 +45,13 @@ class Budget:
             key, sep, value = item.partition("=")
             if not sep or key not in ("epochs", "evals", "seconds"):
                 raise ValueError(f"budget item {item!r}: expected epochs=E, evals=N or seconds=S")
+            if key in kw:
+                raise ValueError(f"budget item {item!r}: {key} is given twice")
             try:
                 kw[key] = int(value) if key == "evals" else float(value)
             except ValueError:
-                raise ValueError(f"budget item {item!r}: {value!r} is not a number") from None
+                what = "a whole number (configurations evaluated)" if key == "evals" else "a number"
+                raise ValueError(f"budget item {item!r}: {value!r} is not {what}") from None
         return cls(**kw)
 
     def reason(self, configs: int, n_train: int, seconds: float) -> str | None:

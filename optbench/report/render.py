@@ -47,8 +47,14 @@ def display(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame({head: [fmt(x) for x in df[col]] for col, head in columns.items() if col in df})
 
 
+def _md_text(x) -> str:
+    """Text for Markdown with HTML's special characters escaped: Markdown passes raw HTML
+    through, so a label such as "<script>" must not reach a viewer as markup."""
+    return str(x).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _md_cell(x) -> str:
-    return str(x).replace("|", "\\|").replace("\n", " ")
+    return _md_text(x).replace("|", "\\|").replace("\n", " ")
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -109,15 +115,16 @@ class Document:
         out = []
         for kind, b in self.blocks:
             if kind == "h":
-                out.append("#" * b[0] + " " + b[1] + "\n")
+                out.append("#" * b[0] + " " + _md_text(b[1]) + "\n")
             elif kind == "p":
-                out.append(b + "\n")
+                out.append(_md_text(b) + "\n")
             elif kind == "ul":
-                out.append("".join(f"- {x}\n" for x in b))
+                out.append("".join(f"- {_md_text(x)}\n" for x in b))
             elif kind == "table":
                 out.append(_md_table(b))
             else:
-                out.append(f"![{b[2]}]({b[0]})\n\n_{b[2]}_\n")
+                caption = _md_text(b[2]).replace("[", "\\[").replace("]", "\\]")
+                out.append(f"![{caption}]({b[0]})\n\n_{caption}_\n")
         return "\n".join(out)
 
     def html(self, title: str) -> str:

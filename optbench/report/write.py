@@ -102,7 +102,7 @@ def _unfinished(store: Store, experiment: str | None) -> list[str]:
 
 
 def write_report(store, out_dir=None, *, experiment: str | None = None, baseline: str | None = None,
-                 options: dict | None = None, keys=None) -> dict:
+                 options: dict | None = None, keys=None, data_findings: list[str] | None = None) -> dict:
     """Write report.md, report.html (self-contained) and figures/*.png for the finished
     runs of `store` (a Store or the path of one), of `experiment` when given, only the
     runs `keys` when given (an experiment's runs on the current code: results of older
@@ -119,6 +119,10 @@ def write_report(store, out_dir=None, *, experiment: str | None = None, baseline
     default: see `default_budgets`), smooth (loss moving-average
     window in points; default len/50), baseline. target and budgets may be
     {"model/data": value} dicts.
+    data_findings: one-line messages about the data (e.g. the `message` of each
+    optbench.io.check_data finding: validation configurations also in the training set,
+    duplicates, outliers), listed first under "What is missing or suspect" and first in
+    "problems"; None or [] leaves the report as it is without them.
 
     Returns {"markdown", "html", "out_dir": Path, "figures": [Path], "tables":
     {name: DataFrame} (overview, summary, outliers, vs_baseline, equal_budget,
@@ -134,13 +138,14 @@ def write_report(store, out_dir=None, *, experiment: str | None = None, baseline
             raise FileNotFoundError(f"{store}: no results store there")
         store = Store(store)
     try:
-        return _write(store, out_dir, experiment, baseline or options.get("baseline"), options, keys)
+        return _write(store, out_dir, experiment, baseline or options.get("baseline"), options, keys,
+                      data_findings)
     finally:
         if own:
             store.close()
 
 
-def _write(store: Store, out_dir, experiment, baseline, options, keys=None) -> dict:
+def _write(store: Store, out_dir, experiment, baseline, options, keys=None, data_findings=None) -> dict:
     out = Path(out_dir) if out_dir is not None else store.path.parent / "report"
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +153,7 @@ def _write(store: Store, out_dir, experiment, baseline, options, keys=None) -> d
     left_out = 0 if keys is None else len(store.runs_frame(experiment)) - len(runs)
     histories = load_histories(store, runs["key"])
     groups = make_groups(runs, histories, baseline)
-    problems = _unfinished(store, experiment)
+    problems = [str(m) for m in data_findings or []] + _unfinished(store, experiment)
     if runs["code_version"].nunique() > 1:
         problems.append(f"runs of {runs['code_version'].nunique()} code versions are pooled; report the experiment "
                         "file (optbench report FILE.toml) to see only the current code's runs")
