@@ -15,6 +15,7 @@ STAMP       := $(VENV)/.installed
 PIP_INSTALL_ARGS ?=
 PYTEST_ARGS ?=
 DEMO_ARGS   ?=
+DOCKER_ARGS ?=
 ASV         := $(VENV)/bin/asv
 ASV_ARGS    ?=
 DASHBOARD_PORT ?= 8000
@@ -23,7 +24,7 @@ ASV_MACHINE := test -f $(HOME)/.asv-machine.json || $(ASV) machine --yes >/dev/n
 
 ENGINE_DEPS := $(wildcard engine/src/*.cpp engine/src/*.h engine/src/*.hpp engine/include/*.h)
 
-.PHONY: help venv install test demo clean distclean bench bench-compare bench-smoke dashboard
+.PHONY: help venv install test demo clean distclean bench bench-compare bench-smoke dashboard docker-check
 
 help:
 	@echo "optbench make targets:"
@@ -33,6 +34,7 @@ help:
 	@echo "  make bench-compare A=<commit> B=<commit>  build both in virtualenvs, run the suite, list changes (exit 1: B regressed)"
 	@echo "  make bench-smoke  every benchmark once (asv run --quick), then the dashboard checked offline (as CI does)"
 	@echo "  make dashboard publish the results with vendored JavaScript and serve them on http://127.0.0.1:$(DASHBOARD_PORT)/"
+	@echo "  make docker-check  build the Docker image rootless (buildah, Debian base) and compare it with the host (DOCKER_ARGS=--rebuild)"
 	@echo "  make install   build the C++ engine and install optbench editable into $(VENV)"
 	@echo "  make venv      create $(VENV) (python3.11, else python3 >= 3.11)"
 	@echo "  make clean     remove build outputs (keeps $(VENV))"
@@ -70,6 +72,10 @@ bench-compare: install
 
 bench-smoke: install
 	$(VPY) benchmarks/smoke.py
+
+# buildah + podman + debootstrap (Debian packages); says "skipped" where they cannot run.
+docker-check: install
+	$(VPY) scripts/docker_check.py $(DOCKER_ARGS)
 
 dashboard: install
 	@test -d .asv/results || { echo "error: no results in .asv/results: run make bench or make bench-compare first" >&2; exit 1; }

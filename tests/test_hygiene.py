@@ -312,3 +312,35 @@ def test_closest_pair_is_the_closest():
     a, b, d = closest_pair(cfg, 0.5)
     assert (a, b) == (2, 3) and d == pytest.approx(0.1)
     assert closest_pair(cfg, 0.05) is None
+
+
+@pytest.mark.skipif(not STUDY.is_dir(), reason=f"{STUDY} absent (the study's Ag-Pd split; present in CI)")
+def test_validate_and_report_flag_the_study_split(tmp_path, capsys):
+    """`optbench validate experiments/task1.toml` (the study's PdAg split) warns that 240 of
+    240 validation configurations are in the training set, and `optbench report` of that
+    experiment lists it first under "What is missing or suspect"."""
+    from optbench.cli import main
+    from pathlib import Path
+
+    from optbench.experiments import Store, load_experiment
+
+    toml = Path(__file__).resolve().parents[1] / "experiments" / "task1.toml"
+    datasets = ["--set", f"datasets={STUDY.parent}"]
+    assert main(["validate", str(toml), *datasets]) == 0
+    err = capsys.readouterr().err
+    assert "warning: data pdag: validation set PdAg_valid.json: 240 of 240 configurations also occur in the " \
+           "training set PdAg_train.json" in err
+    # A copy of the experiment with its store here and one finished run, then its report.
+    copy = tmp_path / "task1.toml"
+    copy.write_text(toml.read_text().replace('name = "task1"', 'name = "task1"\nstore = "store.sqlite"'))
+    exp = load_experiment(copy, variables={"datasets": str(STUDY.parent)})
+    run = exp.runs[0]
+    with Store(exp.store_path) as st:
+        st.claim(run.key(), run.to_dict(), "test")
+        st.finish(run.key(), {"status": "budget", "message": "", "steps": 1,
+                              "history": {"step": [1], "loss": [1.0], "configs": [1], "seconds": [0.1], "evals": []}})
+    assert main(["report", str(copy), *datasets, "-o", str(tmp_path / "report")]) == 0
+    md = (tmp_path / "report" / "report.md").read_text()
+    suspect = md[md.index("## What is missing or suspect"):]
+    first = suspect.splitlines()[2]
+    assert first.startswith("- data pdag: validation set PdAg_valid.json: 240 of 240 configurations"), first

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from optbench.experiments.store import Store
+from optbench.io.outputs import atomic_output, write_text_atomic
 from optbench.report.figures import (
     fig_box,
     fig_equal_budget,
@@ -191,8 +192,8 @@ def _write(store: Store, out_dir, experiment, baseline, options, keys=None, data
     for old in set(fig_dir.glob("*.png")) - set(figures):
         old.unlink()  # a figure of an earlier report that this one did not draw again
     md_path, html_path = out / "report.md", out / "report.html"
-    md_path.write_text(doc.markdown(), encoding="utf-8")
-    html_path.write_text(doc.html(title), encoding="utf-8")
+    write_text_atomic(md_path, doc.markdown())  # a report killed mid-write leaves the last complete one
+    write_text_atomic(html_path, doc.html(title))
     frames = {k: (pd.concat(v, ignore_index=True) if any(len(x) for x in v) else pd.DataFrame())
               for k, v in tables.items()}
     return {"markdown": md_path, "html": html_path, "out_dir": out, "figures": figures, "tables": frames,
@@ -300,6 +301,7 @@ def _group_figures(doc: Document, g: Group, options: dict, outl: pd.DataFrame, f
             doc.para(f"(No figure '{caption}': no data for it.)")
             continue
         path = fig_dir / f"{g.slug}_{slug(name)}.png"
-        path.write_bytes(png)
+        with atomic_output(path) as tmp:
+            tmp.write_bytes(png)
         figures.append(path)
         doc.figure(os.path.relpath(path, fig_dir.parent), png, f"{g.title}: {caption}")
