@@ -85,6 +85,7 @@ def workspace(tmp_path_factory, engine):
                                                     '[models.etn]\nkind = "etn"\nshape = [[1], [0]]\nranks = [[1]]'))
     (ws / "label_key.toml").write_text(EXPERIMENT.replace("generate = { n_train = 4, n_valid = 2 }",
                                                           'train = "train.cfg"\nvalid = "valid.cfg"\nenergy_key = "E"'))
+    (ws / "threads.toml").write_text(EXPERIMENT.replace('name = "bad"', 'name = "bad"\nthreads = 100000'))
     (ws / "lr_bfgs.toml").write_text(EXPERIMENT.replace('name = "adam"', 'name = "bfgs"\nlr = 0.1'))
     (ws / "other.toml").write_text(EXPERIMENT.replace('name = "bad"', 'name = "other"'))
     _store_with_one_run(ws / "exp.toml")
@@ -208,6 +209,7 @@ CASES = [
     ("validate lr with bfgs", ["validate", "lr_bfgs.toml"], r"lr_bfgs.toml:\d+: optimizers\[0\].lr: bfgs takes no steps"),
     ("validate label key on cfg", ["validate", "label_key.toml"],
      r"label_key.toml:\d+: data.agpd.energy_key: energy_key names a label of extended XYZ files"),
+    ("validate threads huge", ["validate", "threads.toml"], r"threads.toml:2: threads: must be at most 1024"),
     ("validate set malformed", ["validate", "exp.toml", "--set", "datasets"], r"--set 'datasets': expected NAME=VALUE"),
     ("run workers zero", ["run", "exp.toml", "--workers", "0"], r"argument --workers: 0 is out of range"),
     ("report baseline unknown", ["report", "exp.toml", "--baseline", "nosuch"],

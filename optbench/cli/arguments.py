@@ -6,13 +6,10 @@ from __future__ import annotations
 import argparse
 import math
 
-from optbench.engine import load_engine
+from optbench.engine import MAX_THREADS, load_engine
 from optbench.engine.capi import SUFFIXES
 from optbench.io import FORMATS, read_dataset
 from optbench.io.formats import LABEL_KEYS
-
-#: More engine threads than this is a typo, not a machine (libgomp crashes on 100000).
-MAX_THREADS = 1024
 
 
 def integer(minimum: int, maximum: int | None = None):

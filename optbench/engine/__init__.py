@@ -13,7 +13,7 @@
 Importing this package loads no library; `load_engine` does, on first use.
 """
 
-from optbench.engine.choice import ENGINES, load_engine
+from optbench.engine.choice import ENGINES, MAX_THREADS, load_engine
 from optbench.engine.etn_shape import EtnShape, check_etn
 from optbench.engine.models import (
            MODEL_KINDS,
@@ -22,5 +22,5 @@ from optbench.engine.models import (
            etn_spec,
 )
 
-__all__ = ["ENGINES", "MODEL_KINDS", "load_engine", "build_potential", "etn_spec", "check_etn", "check_etn_model",
+__all__ = ["ENGINES", "MAX_THREADS", "MODEL_KINDS", "load_engine", "build_potential", "etn_spec", "check_etn", "check_etn_model",
            "EtnShape"]

@@ -18,6 +18,8 @@ file does not load it.
 from __future__ import annotations
 
 ENGINES = ("embedded", "capi", "mlip4", "mlp-cli")
+#: More engine threads than this is a typo, not a machine (libgomp crashes on 100000).
+MAX_THREADS = 1024
 _ENGINE_CACHE: dict[str, object] = {}
 
 

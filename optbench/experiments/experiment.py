@@ -138,8 +138,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from optbench.experiments.entries import _entry, _expand
+from optbench.engine import MAX_THREADS
 from optbench.experiments.baseline import BaselineError, choose_baseline
+from optbench.experiments.entries import _entry, _expand
 from optbench.experiments.runspec import RunSpec, current_code_version
 from optbench.experiments.sections import (
     _data,
@@ -238,6 +239,8 @@ def _build(ctx: _Context, doc: dict) -> Experiment:
     name = _label(ctx, ("name",), doc["name"])
     seeds = _seeds(ctx, ("seeds",), doc.get("seeds", 1))
     threads = _integer(ctx, ("threads",), doc.get("threads", 1), minimum=1)
+    if threads > MAX_THREADS:
+        raise ctx.error(("threads",), f"must be at most {MAX_THREADS}, got {threads}")
     models = _labelled(ctx, doc, "models", _model)
     data = _labelled(ctx, doc, "data", _data)
     raw_entries = doc.get("optimizers", [])
