@@ -15,12 +15,7 @@ Importing this package loads no library; `load_engine` does, on first use.
 
 from optbench.engine.choice import ENGINES, MAX_THREADS, load_engine
 from optbench.engine.etn_shape import EtnShape, check_etn
-from optbench.engine.models import (
-           MODEL_KINDS,
-           build_potential,
-           check_etn_model,
-           etn_spec,
-)
+from optbench.engine.models import MODEL_KINDS, build_potential, check_etn_model, etn_spec
 
-__all__ = ["ENGINES", "MAX_THREADS", "MODEL_KINDS", "load_engine", "build_potential", "etn_spec", "check_etn", "check_etn_model",
-           "EtnShape"]
+__all__ = ["ENGINES", "MAX_THREADS", "MODEL_KINDS", "load_engine", "build_potential", "etn_spec", "check_etn",
+           "check_etn_model", "EtnShape"]

@@ -17,12 +17,7 @@ nothing; `runner` is imported only to run.
 """
 
 from optbench.experiments.baseline import BaselineError, choose_baseline
-from optbench.experiments.experiment import (
-           Experiment,
-           ExperimentError,
-           describe_plan,
-           load_experiment,
-)
+from optbench.experiments.experiment import Experiment, ExperimentError, describe_plan, load_experiment
 from optbench.experiments.runspec import RunSpec, current_code_version
 from optbench.experiments.store import Store
 

@@ -2,7 +2,8 @@
 labels in A, eV, eV/A and PlusStress eV), one module per file format behind the registry
 of `formats` (MLIP `.cfg`, MLIP-4 JSON, pymatgen JSON, extended XYZ), the generated Ag-Pd
 EMT set (`generator`), a run's data dict -> training and validation sets (`sources`), data
-hygiene checks (`hygiene`), safe writing of output files (`outputs`), and the flat arrays the C engine takes (`DataSet.to_arrays`).
+hygiene checks (`hygiene`), safe writing of output files (`outputs`), and the flat arrays
+the C engine takes (`DataSet.to_arrays`).
 
 Nothing here knows about potentials, engines or optimizers: every other package reads its
 data through this one.

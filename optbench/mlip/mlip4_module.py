@@ -1,5 +1,6 @@
-"""MLIP-4's Python bindings (the `mlip_4` module), called as the study drove them: write x into `pot.params`, `LossFunction.calc()` for the loss,
-`accumulate_grads(g)` for its gradient.
+"""MLIP-4's Python bindings (the `mlip_4` module), called as the study drove them: write
+x into `pot.params`, `LossFunction.calc()` for the loss, `accumulate_grads(g)` for its
+gradient.
 
 The surface of `mlip_4` this adapter relies on (MLIP-4 is not public; these are the names
 its bindings expose, and every use is in this file, in the functions marked "MLIP-4"):
