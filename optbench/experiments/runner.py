@@ -42,6 +42,7 @@ from optbench.experiments.execute import execute_run, failed_record, worker_main
 from optbench.experiments.progress import Progress, SweepSummary
 from optbench.experiments.runspec import current_code_version
 from optbench.experiments.store import Store
+from optbench.io import write_text_atomic
 from optbench.status import FINISHED, RunStatus
 
 _TURN_S = 0.5  # the sweep's loop looks at the workers and a stop request this often
@@ -57,9 +58,7 @@ def _save_potentials(store_path: Path, key: str, record: dict) -> None:
             continue
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{key}{suffix}{record.get('potential_suffix', '.almtp')}"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)  # a kill mid-write never leaves a truncated potential
+        write_text_atomic(path, text)  # a kill mid-write never leaves a truncated potential
         record[path_field] = str(path)
 
 
