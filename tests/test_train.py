@@ -35,22 +35,29 @@ def objective(engine, agpd_split):
     return EngineObjective(engine, pot, train_set, valid, LossWeights(stress=0.0))
 
 
+# Gauss-Newton methods charge a pass over the set for every J v and J^T u: one of their
+# iterations costs tens of passes, so they get 200 passes where the others get 20.
+GAUSS_NEWTON = ("lm", "gn_tr")
+GAUSS_NEWTON_EPOCHS = 200
+
+
 # "native" runs MLIP's mlp binary, absent here: tests/test_native.py drives it with a stand-in.
 @pytest.mark.parametrize("name", sorted(n for n in REGISTRY if n != "native"))
 def test_every_optimizer_lowers_the_loss(objective, name):
     """Each optimizer, at its defaults, ends below half the starting training loss without
-    diverging (budget: 20 passes over 24 configurations). RAdam and Ranger take plain
+    diverging (budget: 20 passes over 24 configurations; 200 for lm and gn_tr). RAdam and Ranger take plain
     momentum steps until their variance estimate is tractable (step ~5), which with raw
     MTP gradients of ~1e5 needs clipping, as their users are told."""
     clip = 10.0 if name in ("radam", "ranger") else None
-    settings = TrainSettings(optimizer=name, batch_size=8, budget=Budget(epochs=20), seed=1, init_interval=1e-2,
+    epochs = GAUSS_NEWTON_EPOCHS if name in GAUSS_NEWTON else 20
+    settings = TrainSettings(optimizer=name, batch_size=8, budget=Budget(epochs=epochs), seed=1, init_interval=1e-2,
                              clip=clip)
     x0 = objective.initial_params(1, 1e-2)
     start = objective.loss(x0)
     r = train(objective, settings)
     assert r.status in ("budget", "converged", "stopped"), r.message
     assert objective.loss(r.x) < 0.5 * start, (name, start, objective.loss(r.x))
-    assert r.configs_evaluated <= 20 * 24 + 24
+    assert r.configs_evaluated <= epochs * 24 + 6 * 24  # a Gauss-Newton step in progress is completed
     assert r.valid is not None and np.isfinite(r.valid.epa_rmse)
 
 

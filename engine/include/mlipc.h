@@ -110,6 +110,18 @@ int mlipc_predict(const mlipc_potential* pot, const mlipc_dataset* ds,
 int mlipc_loss_grad(const mlipc_potential* pot, const mlipc_dataset* ds,
                     const int64_t* idx, int64_t n_idx, const double* weights,
                     double* loss, double* grad);
+/* J^T u for the Jacobian J of the predictions of mlipc_predict (energies, forces,
+ * PlusStress) of configurations idx (NULL: all, in order) with respect to the parameter
+ * vector: grad (n_params) = sum over the listed configurations of
+ *     u_energy[q] dE_q/dx + sum_atoms u_forces . dF/dx + u_stress[q] . dS_q/dx,
+ * with u_forces packed like mlipc_predict's forces (3 per atom of the listed
+ * configurations, in idx order) and u_stress 6 per configuration (xx yy zz yz xz xy).
+ * Any of u_energy, u_forces, u_stress may be NULL (zero).  One adjoint pass, the cost of
+ * mlipc_loss_grad; with u the weighted residuals 2 w (prediction - label) it is that
+ * gradient.  Gauss-Newton and Levenberg-Marquardt methods use it with J v products. */
+int mlipc_jt_product(const mlipc_potential* pot, const mlipc_dataset* ds,
+                     const int64_t* idx, int64_t n_idx, const double* u_energy,
+                     const double* u_forces, const double* u_stress, double* grad);
 /* The loss of mlipc_loss_grad as a quadratic in the linear parameters c, the species
  * then moment coefficients (the last n_lin = S + alpha_scalar_moments entries of the
  * parameter vector, groups "species" and "moment" of mlipc_potential_info), at the

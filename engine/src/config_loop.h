@@ -174,4 +174,53 @@ double loss_grad_configs(const Kernel& kern, const Dataset& ds, const int64_t* i
     return loss;
 }
 
+// J^T u for the Jacobian J of the predictions (energy, forces, PlusStress in Voigt order)
+// of the listed configurations with respect to the parameters: grad = sum over q of
+// uE[q] dE/dtheta + uF[q] . dF/dtheta + uS[q] . dS/dtheta, with uF packed like predict's
+// forces (3 per atom, idx order) and uS 6 per configuration (xx yy zz yz xz xy).  The
+// same adjoint pass as loss_grad, seeded with u instead of weighted residuals, so it costs
+// one energy+force pass and one directional derivative per site.  uE, uF, uS may be null
+// (zero).  Deterministic like loss_grad.
+template <class Kernel>
+void jt_product_configs(const Kernel& kern, const Dataset& ds, const int64_t* idx, int64_t n_idx, const double* uE,
+                        const double* uF, const double* uS, double* grad) {
+    check_indices(ds, idx, n_idx);
+    check_compatible(kern.cutoff, kern.species_count, ds);
+    std::vector<int64_t> force_off(n_idx + 1, 0);
+    for (int64_t q = 0; q < n_idx; ++q) force_off[q + 1] = force_off[q] + 3 * ds.atoms_in(idx ? idx[q] : q);
+    const int nth = get_threads();
+    std::vector<ThreadScratch<Kernel>> t;
+    for (int i = 0; i < nth; ++i) t.emplace_back(kern, ds, true);
+    for_configs(idx, n_idx, [&](int64_t q, int64_t k, int tid) {
+        ThreadScratch<Kernel>& T = t[tid];
+        const int na = ds.atoms_in(k);
+        const double a = uE ? uE[q] : 0.0;
+        if (uF)
+            std::copy(uF + force_off[q], uF + force_off[q + 1], T.D.begin());
+        else
+            std::fill(T.D.begin(), T.D.begin() + 3 * na, 0.0);
+        // u . S over the 6 Voigt components equals Ms : S over the 3x3 (symmetric S):
+        // diagonal entries u_c, off-diagonal pairs u_c / 2 each.
+        double Ms[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+        if (uS)
+            for (int c = 0; c < 6; ++c) {
+                const int r = kVoigt[c][0], s = kVoigt[c][1];
+                const double v = r == s ? uS[6 * q + c] : 0.5 * uS[6 * q + c];
+                Ms[3 * r + s] += v;
+                if (r != s) Ms[3 * s + r] += v;
+            }
+        const int64_t a0 = ds.atom_offset[k];
+        for (int i = 0; i < na; ++i) {
+            gather_neighbours(ds, kern.cutoff, a0, a0 + i, kern.by_species, T.nb);
+            const int ti = ds.types[a0 + i];
+            kern.prepare_grad(T.ws, ti, T.nb);
+            adjoint_directions(T.nb, i, T.D.data(), Ms, T.nb.delta.data());
+            kern.site_grad(T.ws, ti, T.nb, T.nb.delta.data(), a, T.g.data());
+        }
+    });
+    std::fill(grad, grad + kern.n_params, 0.0);
+    for (int i = 0; i < nth; ++i)
+        for (size_t p = 0; p < kern.n_params; ++p) grad[p] += t[i].g[p];
+}
+
 }  // namespace mlipc

@@ -49,6 +49,10 @@ public:
                      double* grad) const override {
         return loss_grad_configs(EtnKernel(m_), ds, idx, n_idx, w, grad);
     }
+    void jt_product(const Dataset& ds, const int64_t* idx, int64_t n_idx, const double* uE, const double* uF,
+                    const double* uS, double* grad) const override {
+        jt_product_configs(EtnKernel(m_), ds, idx, n_idx, uE, uF, uS, grad);
+    }
     int64_t n_linear() const override { throw unsupported_error(kNoLinearSystem); }
     void linear_system(const Dataset&, const int64_t*, int64_t, const double*, double*, double*,
                        double*) const override {

@@ -46,6 +46,11 @@ double loss_grad(const MtpModel& m, const Dataset& ds, const int64_t* idx, int64
     return loss_grad_configs(MtpKernel(m), ds, idx, n_idx, weights, grad);
 }
 
+void jt_product(const MtpModel& m, const Dataset& ds, const int64_t* idx, int64_t n_idx, const double* uE,
+                const double* uF, const double* uS, double* grad) {
+    jt_product_configs(MtpKernel(m), ds, idx, n_idx, uE, uF, uS, grad);
+}
+
 int64_t n_linear(const MtpModel& m) { return int64_t(m.species_count) + int64_t(m.alpha_moment_mapping.size()); }
 
 void linear_system(const MtpModel& m, const Dataset& ds, const int64_t* idx, int64_t n_idx,

@@ -19,6 +19,10 @@ void predict(const MtpModel& m, const Dataset& ds, const int64_t* idx, int64_t n
 double loss_grad(const MtpModel& m, const Dataset& ds, const int64_t* idx, int64_t n_idx,
                  const double* weights, double* grad);
 
+// J^T u of the predictions' Jacobian (config_loop.h: jt_product_configs).
+void jt_product(const MtpModel& m, const Dataset& ds, const int64_t* idx, int64_t n_idx, const double* uE,
+                const double* uF, const double* uS, double* grad);
+
 // Number of linear parameters: species coefficients then moment coefficients, the last
 // S + alpha_scalar_moments entries of the parameter vector.
 int64_t n_linear(const MtpModel& m);

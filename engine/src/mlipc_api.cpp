@@ -218,6 +218,17 @@ MLIPC_API int mlipc_loss_grad(const mlipc_potential* pot, const mlipc_dataset* d
     });
 }
 
+MLIPC_API int mlipc_jt_product(const mlipc_potential* pot, const mlipc_dataset* ds, const int64_t* idx,
+                               int64_t n_idx, const double* u_energy, const double* u_forces,
+                               const double* u_stress, double* grad) {
+    return guarded([&] {
+        need(pot, "pot");
+        need(ds, "ds");
+        need(grad, "grad");
+        pot->model->jt_product(ds->ds, idx, idx ? n_idx : ds->ds.n_cfg, u_energy, u_forces, u_stress, grad);
+    });
+}
+
 MLIPC_API int mlipc_linear_system(const mlipc_potential* pot, const mlipc_dataset* ds, const int64_t* idx,
                                   int64_t n_idx, const double* weights, int64_t* n_lin, double* A, double* b,
                                   double* r0) {

@@ -26,6 +26,10 @@ public:
                      double* grad) const override {
         return mlipc::loss_grad(m_, ds, idx, n_idx, w, grad);
     }
+    void jt_product(const Dataset& ds, const int64_t* idx, int64_t n_idx, const double* uE, const double* uF,
+                    const double* uS, double* grad) const override {
+        mlipc::jt_product(m_, ds, idx, n_idx, uE, uF, uS, grad);
+    }
     int64_t n_linear() const override { return mlipc::n_linear(m_); }
     void linear_system(const Dataset& ds, const int64_t* idx, int64_t n_idx, const double* w, double* A, double* b,
                        double* r0) const override {

@@ -36,6 +36,9 @@ public:
                          double* stresses) const = 0;
     virtual double loss_grad(const Dataset& ds, const int64_t* idx, int64_t n_idx, const double* weights,
                              double* grad) const = 0;
+    // J^T u of the Jacobian of the predictions (mlipc_jt_product).
+    virtual void jt_product(const Dataset& ds, const int64_t* idx, int64_t n_idx, const double* uE,
+                            const double* uF, const double* uS, double* grad) const = 0;
     // The linear least-squares system of mlipc_linear_system; kinds without a linear
     // parameter block throw MLIPC_ERR_UNSUPPORTED.
     virtual int64_t n_linear() const = 0;

@@ -9,6 +9,7 @@ from pathlib import Path
 from optbench.cli.arguments import integer
 from optbench.experiments import Store, describe_plan, load_experiment
 from optbench.experiments.data_check import data_findings
+from optbench.experiments.references import describe_references
 from optbench.io import atomic_output, check_writable
 
 
@@ -29,6 +30,8 @@ def cmd_validate(args) -> int:
     outliers, atoms too close)."""
     exp = load_experiment(args.experiment, variables=_variables(args.set))
     print(describe_plan(exp))
+    for line in describe_references(exp.references):
+        print(line)
     _warn(data_findings(exp))
     return 0
 
@@ -61,7 +64,7 @@ def cmd_run(args) -> int:
             )
 
             out = write_report(exp.store_path, experiment=exp.name, baseline=exp.baseline, options=exp.report,
-                               keys=exp.keys(), data_findings=findings)
+                               keys=exp.keys(), data_findings=findings, references=exp.references)
             print(f"report: {out['markdown']} and {out['html']}", file=sys.stderr)
         return 0
     except KeyboardInterrupt:  # Ctrl-C before or after the sweep (during it, run_experiment handles it)
@@ -106,7 +109,8 @@ def cmd_report(args) -> int:
     _warn(findings or [])
     out = write_report(store, args.output, experiment=experiment,
                        baseline=args.baseline or (exp.baseline if exp else None),
-                       options=exp.report if exp else {}, keys=exp.keys() if exp else None, data_findings=findings)
+                       options=exp.report if exp else {}, keys=exp.keys() if exp else None, data_findings=findings,
+                       references=exp.references if exp else None)
     print(f"report: {out['markdown']} and {out['html']}")
     return 0
 

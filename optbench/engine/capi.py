@@ -140,6 +140,7 @@ class Engine:
         optional = {
             "mlipc_linear_system": (i32, [vp, vp, _c_int64_p, i64, _c_double_p, _c_int64_p, _c_double_p,
                                           _c_double_p, _c_double_p]),
+            "mlipc_jt_product": (i32, [vp, vp, _c_int64_p, i64, _c_double_p, _c_double_p, _c_double_p, _c_double_p]),
         }
         for name, (res, args) in sigs.items():
             try:
@@ -277,6 +278,29 @@ class Engine:
                                                 _ptr(A, ctypes.c_double), _ptr(b, ctypes.c_double),
                                                 ctypes.byref(r0)))
         return A, b, r0.value
+
+    def jt_product(self, pot: "Potential", ds: "EngineDataset", u_energy=None, u_forces=None, u_stress=None,
+                   idx=None) -> np.ndarray:
+        """J^T u for the Jacobian J of :meth:`predict`'s outputs (energies eV, forces eV/A,
+        PlusStress eV) of configurations `idx` (None: all) with respect to the parameters:
+        u_energy (n,), u_forces (atoms of the listed configurations, 3) and u_stress
+        (n, 6), each None for zero, in the order predict returns them. One adjoint pass,
+        the cost of a loss_grad; returns an (n_params,) array."""
+        self._require("mlipc_jt_product")
+        ix = None if idx is None else _as(idx, np.int64).reshape(-1)
+        sel = np.arange(ds.n_configs) if ix is None else ix
+        n, atoms = sel.size, int(ds.atoms_per_config[sel].sum()) if sel.size else 0
+        arrays = []
+        for name, u, size in (("u_energy", u_energy, n), ("u_forces", u_forces, 3 * atoms),
+                              ("u_stress", u_stress, 6 * n)):
+            a = None if u is None else _as(u, np.float64).reshape(-1)
+            if a is not None and a.size != size:
+                raise ValueError(f"{name} has {a.size} values, expected {size}")
+            arrays.append(a)
+        g = np.empty(pot.n_params)
+        self.check(self.lib.mlipc_jt_product(pot.handle, ds.handle, _ptr(ix, ctypes.c_int64), n,
+                                             *(_ptr(a, ctypes.c_double) for a in arrays), _ptr(g, ctypes.c_double)))
+        return g
 
     def predict(self, pot: "Potential", ds: "EngineDataset", idx=None):
         """Energies (n,) eV, forces (atoms of the listed configurations, 3) eV/A and

@@ -118,6 +118,33 @@ Top level
     The first three may instead be tables by "MODEL/DATA" labels, one value per pair:
     target_epa_mev = { "mtp8/pdag" = 3.0, "mtp16/pdag" = 2.0 }.
 
+[[references]]    results of another code (a published study) read from CSV files, one row
+                  per seed, shown beside optbench's in the report (optbench/experiments/
+                  references.py); one entry per set of files
+    label     the reference's name in the report (label; default "reference").
+    files     a path or a list of paths (globs allowed, e.g. "${study}/*_bfgs.csv"); a
+              path that is no file, or a glob that matches none, is an error.
+    model, data  the experiment's model and data labels these results compare with
+              (default: the only one, when the experiment has one).
+    variant   the experiment's variant (on that model and data) the files hold, or a
+              table { file-name ending = variant }: each file takes the longest key its
+              name without the extension ends with, e.g.
+              { native_bfgs = "native", scipy_bfgs = "bfgs", my_adam = "adam" };
+              every file must match a key and every key a file.
+    columns   { quantity = the file's column }, quantities seed, valid_epa_rmse,
+              valid_force_rmse (norm of the per-atom force error), train_seconds (wall
+              time); a list gives alternatives, the first one a file has is read
+              (valid_epa_rmse = ["val_energy_atom_rmse", "val_epa_rmse"]). At least one
+              quantity; a quantity not named is left empty; without seed the rows are
+              numbered from 0. A column no file has, or a value that is not a number, is
+              an error naming the file. A seed twice in one variant is an error.
+    units     { quantity = unit }: valid_epa_rmse "eV/atom" (default) or "meV/atom",
+              valid_force_rmse "eV/A" (default) or "meV/A", train_seconds "s" (default),
+              "min" or "h".
+    cores     required: the cores the reference ran on (MPI ranks x threads); the report
+              compares core-seconds (wall seconds x cores; optbench's: train seconds x
+              ``threads``, x 1 for the native optimizer) besides wall seconds.
+
 Expansion
 ---------
 models x data x [[optimizers]] entries x each entry's grid x seeds, in that order, one
@@ -136,11 +163,12 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from optbench.engine import MAX_THREADS
 from optbench.experiments.baseline import BaselineError, choose_baseline
 from optbench.experiments.entries import _entry, _expand
+from optbench.experiments.references import read_references
 from optbench.experiments.runspec import RunSpec, current_code_version
 from optbench.experiments.sections import (
     _data,
@@ -165,6 +193,9 @@ from optbench.experiments.values import (
 )
 from optbench.train import Budget
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 # ------------------------------------------------------------------- the experiment
 
 
@@ -175,7 +206,9 @@ class Experiment:
     path / store_path: absolute. baseline: the variant label the report divides by
     (resolved from an optimizer name when the file gave one), or None. runs: in the
     order models x data x entries x grids x seeds. models / data: the files' tables as
-    RunSpec dicts, by label. threads: engine threads per run."""
+    RunSpec dicts, by label. threads: engine threads per run. references: the
+    [[references]] rows (references.REFERENCE_COLUMNS; eV/atom, eV/A, seconds), the frame
+    `optbench.report.write_report(references=...)` takes, or None when the file has none."""
 
     name: str
     path: Path
@@ -187,6 +220,7 @@ class Experiment:
     models: dict[str, dict] = field(default_factory=dict)
     data: dict[str, dict] = field(default_factory=dict)
     threads: int = 1
+    references: pd.DataFrame | None = field(default=None, compare=False, repr=False)
 
     def variants(self) -> list[str]:
         """The variant labels, in the order of the runs, each once."""
@@ -207,7 +241,7 @@ class Experiment:
 
 
 _TOP_KEYS = ("name", "description", "store", "seeds", "baseline", "threads", "paths", "weights", "budget",
-             "models", "data", "optimizers", "report")
+             "models", "data", "optimizers", "report", "references")
 
 
 def load_experiment(path, variables: dict[str, str] | None = None) -> Experiment:
@@ -257,7 +291,7 @@ def _build(ctx: _Context, doc: dict) -> Experiment:
                      store_path=Path(store), baseline=None,
                      report=_report(ctx, doc.get("report", {}), {f"{r.model_name}/{r.data_name}" for r in runs}),
                      runs=runs, models=models, data=data,
-                     threads=threads)
+                     threads=threads, references=read_references(ctx, doc.get("references"), models, data, runs))
     if "baseline" in doc:
         exp.baseline = _baseline(ctx, _string(ctx, ("baseline",), doc["baseline"]), runs)
     return exp

@@ -131,6 +131,65 @@ class EngineObjective:
         A, b, r0 = self.engine.linear_system(self.potential, self._train_ds, self._w_train, idx=idx)
         return A / n, b / n, r0 / n
 
+    # ------------------------------------------------------- least-squares structure
+    # The mean loss is |r(x)|^2 for the residual vector r of the training set:
+    #   r = [sqrt(wE_k / n) (E_k - E*_k), sqrt(wF_k / n) (F_ik - F*_ik), sqrt(c wS_k / n) (S_kc - S*_kc)]
+    # (n configurations; c = 1 for xx yy zz and 2 for yz xz xy, the Frobenius norm of the
+    # 3x3 stress), so Gauss-Newton methods step on J = dr/dx.
+
+    def _residual_scales(self):
+        if not hasattr(self, "_scales"):
+            data, n = self.train, len(self.train)
+            w = self._w_train
+            labels = data.to_arrays()
+            eE = np.sqrt(w[:, 0] / n) * np.isfinite(labels["energies"])
+            atoms = np.array([c.n_atoms for c in data.configs])
+            eF = np.repeat(np.sqrt(w[:, 1] / n), 3 * atoms) * np.isfinite(labels["forces"])
+            voigt = np.array([1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
+            eS = (np.sqrt(np.outer(w[:, 2] / n, voigt)).ravel()) * np.isfinite(labels["stresses"])
+            self._scales = (eE, eF, eS)
+            self._labels = tuple(np.nan_to_num(labels[k]) for k in ("energies", "forces", "stresses"))
+        return self._scales
+
+    @property
+    def n_residuals(self) -> int:
+        """Length of the residual vector r (energies, force components, 6 stresses per
+        configuration of the training set)."""
+        return sum(s.size for s in self._residual_scales())
+
+    def residuals(self, x: np.ndarray) -> np.ndarray:
+        """The residual vector r of the training set at x, with |r|^2 the mean loss of
+        loss_grad (energy terms in eV, forces in eV/A, stresses in eV, each scaled by the
+        square root of its weight over n)."""
+        scales = self._residual_scales()
+        self._set(x)
+        pred = [np.ravel(p) for p in self.engine.predict(self.potential, self._train_ds)]
+        self.configs_evaluated += self.n_train
+        return np.concatenate([s * (p - lab) for s, p, lab in zip(scales, pred, self._labels)])
+
+    def vjp(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """J^T u for J = dr/dx at x (mlipc_jt_product: one adjoint pass)."""
+        eE, eF, eS = self._residual_scales()
+        u = np.asarray(u, dtype=np.float64)
+        if u.shape != (eE.size + eF.size + eS.size,):
+            raise ValueError(f"u has shape {u.shape}, expected ({eE.size + eF.size + eS.size},)")
+        self._set(x)
+        uE, uF, uS = u[:eE.size] * eE, u[eE.size:eE.size + eF.size] * eF, u[eE.size + eF.size:] * eS
+        self.configs_evaluated += self.n_train
+        return self.engine.jt_product(self.potential, self._train_ds, uE, uF, uS)
+
+    def jvp(self, x: np.ndarray, v: np.ndarray, r0: np.ndarray | None = None) -> np.ndarray:
+        """J v for J = dr/dx at x, by a central difference of the predictions along v
+        (two predictions; the step h = 1e-6 (1 + |x|) / |v| keeps the relative error near
+        1e-8, tests/test_least_squares.py). The engine offers J^T u in closed form; a
+        forward-mode J v would need the kernels in dual numbers of the parameters."""
+        v = np.asarray(v, dtype=np.float64)
+        norm = float(np.linalg.norm(v))
+        if norm == 0.0:
+            return np.zeros(self.n_residuals)
+        h = 1e-6 * (1.0 + float(np.linalg.norm(x))) / norm
+        return (self.residuals(x + h * v) - self.residuals(x - h * v)) / (2.0 * h)
+
     def predict(self, x: np.ndarray, split: str = "valid"):
         """Energies, forces, PlusStress predicted for a split ('train' or 'valid')."""
         data, ds = self._split(split)

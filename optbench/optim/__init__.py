@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from optbench.optim.base import DriverEntry, Entry, Hyper, Optimizer
 from optbench.optim.first_order import REGISTRY as _FIRST_ORDER
+from optbench.optim.least_squares import REGISTRY as _LEAST_SQUARES
 from optbench.optim.muon import REGISTRY as _MUON
 from optbench.optim.native import REGISTRY as _NATIVE
 from optbench.optim.quasi_newton import REGISTRY as _QUASI_NEWTON
@@ -29,6 +30,7 @@ FAMILIES: dict[str, dict[str, Entry | DriverEntry]] = {
     "Muon": _MUON,
     "quasi-Newton": _QUASI_NEWTON,
     "separable least squares": _SEPARABLE,
+    "Gauss-Newton": _LEAST_SQUARES,
     "native": _NATIVE,
 }
 

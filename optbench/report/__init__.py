@@ -22,6 +22,8 @@ The modules, in the order the data flows through them:
   colours; the quantities and units shared by tables and figures.
 - ``tables``: one DataFrame per group and question (summary, outliers, overview, against
   the baseline, equal budget, time to target, flags) and their default budgets and target.
+- ``references``: optbench's means beside reference results (the ``[[references]]`` of an
+  experiment file) per variant, with their ratios and core-seconds.
 - ``figures``: one PNG per group and view (loss histories, quality vs cost, ensembles,
   sweeps, equal budget).
 - ``render``: the document model (headings, paragraphs, lists, tables, figures), the cell

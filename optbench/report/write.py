@@ -34,6 +34,12 @@ from optbench.report.groups import (
     make_groups,
     slug,
 )
+from optbench.report.references import (
+    check_references,
+    of_group,
+    reference_table,
+    seeds_line,
+)
 from optbench.report.render import Document, display, fmt
 from optbench.report.tables import (
     baseline_table,
@@ -64,6 +70,12 @@ _TTT_COLS = {"variant": "variant", "reached": "seeds reached", "runs": "runs",
              "median_seconds": "median s (never if ≤ half)", "min_seconds": "fastest s",
              "median_configs": "median configs", "min_configs": "fewest configs"}
 _FLAG_COLS = {"variant": "variant", "seed": "seed", "status": "status", "flag": "flag", "detail": "detail"}
+_REFERENCE_COLS = {"variant": "variant", "label": "reference", "ref_n": "ref seeds",
+                   "ref_epa_mev": "ref EPA (meV/atom)", "ref_force_mev": "ref force (meV/Å)", "ref_seconds": "ref wall s",
+                   "ref_core_seconds": "ref core·s", "n": "seeds", "epa_mev": "EPA (meV/atom)",
+                   "force_mev": "force (meV/Å)", "seconds": "train s", "core_seconds": "core·s",
+                   "epa_ratio": "EPA / ref", "force_ratio": "force / ref", "seconds_ratio": "time / ref",
+                   "core_seconds_ratio": "core·s / ref"}
 _OUTLIER_COLS = {"variant": "variant", "seed": "seed", "quantity": "quantity", "unit": "unit", "value": "value",
                  "median": "variant median", "robust_z": "robust z"}
 
@@ -103,7 +115,8 @@ def _unfinished(store: Store, experiment: str | None) -> list[str]:
 
 
 def write_report(store, out_dir=None, *, experiment: str | None = None, baseline: str | None = None,
-                 options: dict | None = None, keys=None, data_findings: list[str] | None = None) -> dict:
+                 options: dict | None = None, keys=None, data_findings: list[str] | None = None,
+                 references: pd.DataFrame | None = None) -> dict:
     """Write report.md, report.html (self-contained) and figures/*.png for the finished
     runs of `store` (a Store or the path of one), of `experiment` when given, only the
     runs `keys` when given (an experiment's runs on the current code: results of older
@@ -124,15 +137,22 @@ def write_report(store, out_dir=None, *, experiment: str | None = None, baseline
     optbench.io.check_data finding: validation configurations also in the training set,
     duplicates, outliers), listed first under "What is missing or suspect" and first in
     "problems"; None or [] leaves the report as it is without them.
+    references: reference results to compare with (optbench.report.references:
+    REQUIRED_COLUMNS model, data, variant, label, seed, valid_epa_rmse in eV/atom,
+    valid_force_rmse in eV/Å, train_seconds (wall), cores; one row per seed, e.g. an
+    experiment's `references`): each group that has some gets a table "Against the
+    reference results" (means of both sides, wall and core-seconds, ratios optbench /
+    reference) and a line saying how many seeds each side has; None: no such table.
 
     Returns {"markdown", "html", "out_dir": Path, "figures": [Path], "tables":
     {name: DataFrame} (overview, summary, outliers, vs_baseline, equal_budget,
-    time_to_target, flags; shown units), "problems": [str] (what is missing),
+    time_to_target, flags, references; shown units), "problems": [str] (what is missing),
     "baselines" and "targets_mev": {(model, data): ...}}."""
     options = dict(options or {})
     unknown = set(options) - {"target_epa_mev", "budgets_seconds", "budgets_configs", "smooth", "baseline"}
     if unknown:
         raise ValueError(f"report options: unknown {', '.join(sorted(unknown))}")
+    references = check_references(references)
     own = not isinstance(store, Store)
     if own:
         if not Path(store).is_file():
@@ -140,13 +160,14 @@ def write_report(store, out_dir=None, *, experiment: str | None = None, baseline
         store = Store(store)
     try:
         return _write(store, out_dir, experiment, baseline or options.get("baseline"), options, keys,
-                      data_findings)
+                      data_findings, references)
     finally:
         if own:
             store.close()
 
 
-def _write(store: Store, out_dir, experiment, baseline, options, keys=None, data_findings=None) -> dict:
+def _write(store: Store, out_dir, experiment, baseline, options, keys=None, data_findings=None,
+           references: pd.DataFrame | None = None) -> dict:
     out = Path(out_dir) if out_dir is not None else store.path.parent / "report"
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -182,11 +203,13 @@ def _write(store: Store, out_dir, experiment, baseline, options, keys=None, data
              "what the seeds allow.")
     problems_at = len(doc.blocks)  # the list of problems goes here once all are known
     tables: dict[str, list[pd.DataFrame]] = {k: [] for k in ("overview", "summary", "outliers", "vs_baseline",
-                                                             "equal_budget", "time_to_target", "flags")}
+                                                             "equal_budget", "time_to_target", "flags",
+                                                             "references")}
     figures: list[Path] = []
     baselines, targets = {}, {}
     for g in groups:
-        _group_section(doc, g, options, tables, figures, fig_dir, problems, baselines, targets)
+        _group_section(doc, g, options, tables, figures, fig_dir, problems, baselines, targets, references)
+    _references_without_runs(references, groups, problems)
     doc.blocks.insert(problems_at, ("h", (2, "What is missing or suspect")))
     doc.blocks.insert(problems_at + 1, ("ul", problems) if problems else ("p", "Nothing: every run has results."))
     for old in set(fig_dir.glob("*.png")) - set(figures):
@@ -201,7 +224,7 @@ def _write(store: Store, out_dir, experiment, baseline, options, keys=None, data
 
 
 def _group_section(doc: Document, g: Group, options: dict, tables: dict, figures: list, fig_dir: Path,
-                   problems: list, baselines: dict, targets: dict) -> None:
+                   problems: list, baselines: dict, targets: dict, references: pd.DataFrame | None = None) -> None:
     """All tables and figures of one (model, data) group, into `doc` and the collectors."""
     doc.heading(2, g.title)
     doc.para(f"{len(g.runs)} run(s), {len(g.variants)} variant(s); {g.baseline_note}.")
@@ -230,6 +253,8 @@ def _group_section(doc: Document, g: Group, options: dict, tables: dict, figures
              "the seeds both have (two-sided).")
     doc.table(display(vs_base, _BASELINE_COLS))
 
+    refs = _references_section(doc, g, references)
+
     budgets = {axis: _option_for(options.get(f"budgets_{axis}"), g) or default_budgets(g, axis)
                for axis in ("seconds", "configs")}
     eq = equal_budget_table(g, budgets)
@@ -254,9 +279,35 @@ def _group_section(doc: Document, g: Group, options: dict, tables: dict, figures
         doc.para("No target: no run of this group has a validation EPA.")
 
     for name, df in (("overview", overview), ("summary", summary), ("outliers", outl), ("vs_baseline", vs_base),
-                     ("equal_budget", eq), ("time_to_target", ttt), ("flags", flags)):
+                     ("equal_budget", eq), ("time_to_target", ttt), ("flags", flags), ("references", refs)):
         tables[name].append(df)
     _group_figures(doc, g, options, outl, figures, fig_dir, problems)
+
+
+def _references_section(doc: Document, g: Group, references: pd.DataFrame | None) -> pd.DataFrame:
+    """The table "Against the reference results" of group `g`, when it has reference rows."""
+    if references is None or of_group(references, g.model, g.data).empty:
+        return pd.DataFrame()
+    table = reference_table(g, references)
+    doc.heading(3, "Against the reference results")
+    doc.para("Means over seeds of optbench's runs and of the reference's (validation EPA and force RMSE; "
+             "wall seconds: the reference's training time, optbench's train seconds; core-seconds: seconds x "
+             "the cores used, the reference's as given, optbench's the run's engine threads, 1 for MLIP's native "
+             "trainer); ratios are "
+             "optbench / reference (< 1: optbench lower or faster). " + seeds_line(table))
+    doc.table(display(table, _REFERENCE_COLS))
+    return table
+
+
+def _references_without_runs(references: pd.DataFrame | None, groups: list[Group], problems: list) -> None:
+    """A line per (model, data) of the references that no finished run has."""
+    if references is None or references.empty:
+        return
+    have = {(g.model, g.data) for g in groups}
+    for (model, data), sub in references.groupby(["model", "data"], sort=False):
+        if (model, data) not in have:
+            problems.append(f"reference results for {model} on {data} ({', '.join(dict.fromkeys(sub['label']))}) "
+                            "but no finished run there to compare with")
 
 
 def _note_missing(g: Group, problems: list) -> None:
