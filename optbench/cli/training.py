@@ -114,14 +114,15 @@ def _settings(args) -> TrainSettings:
         entry.build(**hyper) if isinstance(entry, StepEntry) else entry.check(hyper)
     except (ValueError, TypeError) as err:
         raise ValueError(f"--hyper: {args.optimizer}: {err}") from None
+    parsed = {}
     for option, parse, text in (("--budget", Budget.parse, args.budget), ("--schedule", Schedule.parse, args.schedule)):
         try:
-            parse(text)
+            parsed[option] = parse(text)
         except ValueError as err:
             raise ValueError(f"{option}: {err}") from None
     return TrainSettings(
         optimizer=args.optimizer, hyper=hyper, lr=args.lr, batch_size=args.batch_size,
-        clip=args.clip, schedule=Schedule.parse(args.schedule), budget=Budget.parse(args.budget),
+        clip=args.clip, schedule=parsed["--schedule"], budget=parsed["--budget"],
         seed=args.seed, init_interval=args.init_interval, perturb_sigma=sigma,
         perturb_every=every, eval_every=args.eval_every)
 

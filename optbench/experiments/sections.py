@@ -24,7 +24,7 @@ from optbench.experiments.values import (
     _table,
 )
 from optbench.io import FORMATS, STRESS_FORMATS, SUFFIXES
-from optbench.io.formats import LABEL_KEYS
+from optbench.io.formats import LABEL_KEYS, takes_label_keys
 from optbench.objective import LossWeights
 from optbench.train import Budget
 
@@ -274,8 +274,7 @@ def _data_files(ctx: _Context, path: KeyPath, t: dict) -> dict[str, Any]:
         out["stress_format"] = sf
     for key in LABEL_KEYS:  # only when given, like stress_format
         if key in t:
-            suffix = Path(str(out["train"])).suffix.lower()
-            if (fmt or ("extxyz" if suffix in FORMATS["extxyz"].suffixes else None)) != "extxyz":
+            if not takes_label_keys(out["train"], fmt):
                 raise ctx.error(path + (key,), f"{key} names a label of extended XYZ files; {out['train']} is not one")
             out[key] = _string(ctx, path + (key,), t[key])
     return out

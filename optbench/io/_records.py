@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from ase import units
 
-from optbench.io.dataset import DataError, cell_volume
+from optbench.io.dataset import DataError, _check_finite, cell_volume
 
 #: 1 eV/A^3 = 1602.1766208 kBar (ase.units, CODATA 2014).
 KBAR_PER_EV_A3 = 1.0 / (1e3 * units.bar)
@@ -44,6 +44,18 @@ def _array(value, shape_tail: tuple, where: str, what: str, dtype=float) -> np.n
         raise DataError(f"{where}: {what} has shape {arr.shape}, expected (N, {', '.join(map(str, shape_tail))})"
                         if shape_tail else f"{where}: {what} has shape {arr.shape}, expected (N,)")
     return arr
+
+
+def _forces(value, n_atoms: int, where: str, what: str) -> np.ndarray | None:
+    """A force label (eV/A) as an (n_atoms, 3) array, None when absent; DataError naming
+    `what` when it is not numeric, has another row count or holds NaN/inf."""
+    if value is None:
+        return None
+    forces = _array(value, (3,), where, what)
+    if len(forces) != n_atoms:
+        raise DataError(f"{where}: {what} has {len(forces)} rows for {n_atoms} atoms")
+    _check_finite(forces, where, what)
+    return forces
 
 
 def _optional_energy(value, where: str) -> float | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optbench.io._records import _array, _assign_types, _optional_energy
+from optbench.io._records import _assign_types, _forces, _optional_energy
 from optbench.io.cfg import _is_int
 from optbench.io.dataset import (
     Configuration,
@@ -94,11 +94,7 @@ def _xyz_frame(atoms, k: int, path: Path, energy_key, forces_key, virial_key, st
     if cell is not None and cell_volume(cell) == 0.0:
         raise DataError(f"{where}: periodic frame with a zero-volume cell")
     e = _lookup(atoms, energy_key)
-    f = _lookup(atoms, forces_key)
-    forces = None if f is None else _array(f, (3,), where, forces_key)
-    if forces is not None and len(forces) != len(atoms):
-        raise DataError(f"{where}: {forces_key} has {len(forces)} rows for {len(atoms)} atoms")
-    _check_finite(forces, where, forces_key)
+    forces = _forces(_lookup(atoms, forces_key), len(atoms), where, forces_key)
     stress = _xyz_stress(atoms, cell, virial_key, stress_key, where)
     _check_finite(stress, where, "virial/stress")
     pos = np.array(atoms.positions, dtype=float)

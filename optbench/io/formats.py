@@ -47,6 +47,12 @@ LABEL_KEYS = ("energy_key", "forces_key", "virial_key", "stress_key")
 SUFFIXES: tuple[str, ...] = tuple(dict.fromkeys(s for f in FORMATS.values() for s in f.suffixes))
 
 
+def takes_label_keys(path, fmt: str | None = None) -> bool:
+    """Whether a file read as `fmt` (None: by its extension) is extended XYZ, the one format
+    whose label keys (LABEL_KEYS) can be named."""
+    return (fmt or ("extxyz" if Path(path).suffix.lower() in FORMATS["extxyz"].suffixes else None)) == "extxyz"
+
+
 def read_dataset(path, fmt: str | None = None, **kw) -> DataSet:
     """Read a data file of any registered format and check it (`validate`: NaN labels,
     coincident atoms, degenerate cells, empty files). ``fmt``: a name of FORMATS, or None to
@@ -55,7 +61,7 @@ def read_dataset(path, fmt: str | None = None, **kw) -> DataSet:
     path = Path(path)
     keys = [k for k in LABEL_KEYS if kw.get(k) is not None]
     kw = {k: v for k, v in kw.items() if k not in LABEL_KEYS or v is not None}
-    if keys and (fmt or ("extxyz" if path.suffix.lower() in FORMATS["extxyz"].suffixes else None)) != "extxyz":
+    if keys and not takes_label_keys(path, fmt):
         raise ValueError(f"{path}: {', '.join(keys)} (label keys of extended XYZ files) do not apply to this format")
     if fmt is None:
         ext = path.suffix.lower()

@@ -44,17 +44,18 @@ from scipy.spatial import cKDTree
 
 from optbench.io.dataset import Configuration, DataSet, closest_pair
 
-__all__ = ["DUPLICATE_TOL", "MIN_DISTANCE", "OUTLIER_Z", "Finding", "check_data", "find_close_atoms",
-           "find_duplicates", "find_outliers", "find_overlap", "robust_z", "same_configuration"]
+__all__ = ["DUPLICATE_TOL", "MIN_DISTANCE", "OUTLIER_Z", "MAD_SCALE", "MEAN_AD_SCALE", "Finding", "check_data",
+           "find_close_atoms", "find_duplicates", "find_outliers", "find_overlap", "robust_z", "same_configuration"]
 
 DUPLICATE_TOL = 1e-3  # A: positions (and cell entries) this close are the same
 MIN_DISTANCE = 0.5  # A: atoms nearer than this are unphysical for any interatomic potential's data
-# Iglewicz & Hoaglin's modified z-score, the rule of optbench.report.stats (re-derived here:
-# report is a higher layer): |(x - median) / (1.4826 MAD)| > 3.5; mean absolute deviation
-# * sqrt(pi / 2) when the MAD is 0.
-OUTLIER_Z = 3.5
-_MAD_SCALE = 1.4826
-_MEAN_AD_SCALE = math.sqrt(math.pi / 2)
+OUTLIER_Z = 3.5  # |robust z| above this is an outlier (Iglewicz & Hoaglin)
+# Iglewicz & Hoaglin's modified z-score: 0.6745 = 1 / 1.4826 makes the MAD a consistent
+# estimator of the standard deviation for normal data; |z| > 3.5 is their outlier rule.
+MAD_SCALE = 1.4826
+# When the MAD is 0 (more than half the values equal), the mean absolute deviation
+# scaled by sqrt(pi/2) = 1.2533 stands in for it (the same normal-consistency idea).
+MEAN_AD_SCALE = math.sqrt(math.pi / 2)
 
 # Wave vectors (integer, in reciprocal-cell units) of the descriptor: the 13 of {-1,0,1}^3
 # up to sign, and 2 along each axis.
@@ -255,17 +256,20 @@ def find_overlap(train: DataSet, valid: DataSet, tol: float = DUPLICATE_TOL) -> 
 def robust_z(values) -> np.ndarray:
     """Modified z-scores (x - median) / (1.4826 MAD) of `values` (dimensionless), NaN where
     a value is None or not finite; when the MAD is 0 the mean absolute deviation times
-    sqrt(pi/2) is the scale, and when that is 0 too every score is 0 (the rule of
-    optbench.report.stats.robust_z)."""
+    sqrt(pi/2) is the scale, and when that is 0 too every score is 0. The one rule for data
+    (check_data) and for the report's ensembles over seeds (optbench.report.stats).
+
+    Note the ceiling this puts on small ensembles: with the MAD fallback, one value apart
+    from n-1 equal ones scores n / 1.2533, so 5 seeds are needed to flag it."""
     x = np.array([np.nan if v is None else v for v in values], dtype=float)
     ok = np.isfinite(x)
     z = np.full(x.shape, np.nan)
     if not ok.any():
         return z
     dev = x[ok] - np.median(x[ok])
-    scale = _MAD_SCALE * np.median(np.abs(dev))
+    scale = MAD_SCALE * np.median(np.abs(dev))
     if scale == 0:
-        scale = _MEAN_AD_SCALE * np.mean(np.abs(dev))
+        scale = MEAN_AD_SCALE * np.mean(np.abs(dev))
     z[ok] = dev / scale if scale > 0 else 0.0
     return z
 

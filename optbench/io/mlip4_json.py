@@ -11,6 +11,7 @@ import numpy as np
 
 from optbench.io._records import (
     _array,
+    _forces,
     _json_list,
     _kbar_vasp_to_plus_stress,
     _load_json,
@@ -53,12 +54,7 @@ def _mlip4_record(rec, k: int, path: Path, use_file_weights: bool, stress_format
         if cell.shape != (3, 3):
             raise DataError(f"{where}: cell has shape {cell.shape}, expected (3, 3)")
         _check_finite(cell, where, "cell")
-    forces = None
-    if sim.get("forces") is not None:
-        forces = _array(sim["forces"], (3,), where, "forces")
-        if len(forces) != len(pos):
-            raise DataError(f"{where}: forces has {len(forces)} rows for {len(pos)} atoms")
-        _check_finite(forces, where, "forces")
+    forces = _forces(sim.get("forces"), len(pos), where, "forces")
     stress = _mlip4_stress(sim.get("stress"), cell, where, stress_format)
     features: dict = {}
     if stress is not None and not np.any(stress):

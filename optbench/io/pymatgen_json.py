@@ -10,6 +10,7 @@ import numpy as np
 from optbench.io._records import (
     _array,
     _assign_types,
+    _forces,
     _json_list,
     _kbar_vasp_to_plus_stress,
     _load_json,
@@ -63,12 +64,7 @@ def _pymatgen_record(rec, k: int, path: Path):
         raise DataError(f"{where}: record is not an object")
     cell, elements, pos = _pymatgen_geometry(rec, where)
     out = rec.get("outputs") or {}
-    forces = None
-    if out.get("forces") is not None:
-        forces = _array(out["forces"], (3,), where, "outputs.forces")
-        if len(forces) != len(pos):
-            raise DataError(f"{where}: outputs.forces has {len(forces)} rows for {len(pos)} sites")
-        _check_finite(forces, where, "outputs.forces")
+    forces = _forces(out.get("forces"), len(pos), where, "outputs.forces")
     raw = out.get("virial_stress", out.get("stress"))
     stress = None
     if raw is not None:

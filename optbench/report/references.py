@@ -17,11 +17,12 @@ import math
 import numpy as np
 import pandas as pd
 
+from optbench.experiments.references import REFERENCE_COLUMNS
 from optbench.report import stats
 from optbench.report.groups import Group, shown_values
 
-REQUIRED_COLUMNS = ("model", "data", "variant", "label", "seed", "valid_epa_rmse", "valid_force_rmse",
-                    "train_seconds", "cores")
+# The reference frame's columns (experiments.references), less the source file it names.
+REQUIRED_COLUMNS = tuple(c for c in REFERENCE_COLUMNS if c != "file")
 NATIVE = "native"  # optbench.optim's name of MLIP's own trainer
 _NUMERIC = ("valid_epa_rmse", "valid_force_rmse", "train_seconds", "cores")
 # (column of the table, quantity) for both sides; core-seconds are computed.

@@ -2,9 +2,10 @@
 confidence intervals, paired tests against a baseline, equal-budget values and
 time-to-target from a run's evaluation history, and smoothing of loss curves.
 
-Every function is pure (numpy/scipy only, no store access) and ignores NaN/inf inputs
-where it says so, so that failed runs (no metrics) do not poison a summary. Units are
-whatever the caller passes in; the report passes eV/atom, eV/A and seconds.
+Every function is pure (numpy/scipy only, no store access; the robust z-score is
+optbench.io.hygiene's) and ignores NaN/inf inputs where it says so, so that failed runs
+(no metrics) do not poison a summary. Units are whatever the caller passes in; the report
+passes eV/atom, eV/A and seconds.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-# Iglewicz & Hoaglin's modified z-score: 0.6745 = 1 / 1.4826 makes the MAD a consistent
-# estimator of the standard deviation for normal data; |z| > 3.5 is their outlier rule.
-MAD_SCALE = 1.4826
-# When the MAD is 0 (more than half the values equal), the mean absolute deviation
-# scaled by sqrt(pi/2) = 1.2533 stands in for it (the same normal-consistency idea).
-MEAN_AD_SCALE = math.sqrt(math.pi / 2)
-OUTLIER_Z = 3.5
+# The robust z-score is io.hygiene's: one rule for a data set's outliers and for a
+# variant's seeds.
+from optbench.io.hygiene import MAD_SCALE, MEAN_AD_SCALE, OUTLIER_Z, robust_z
+
+__all__ = ["MAD_SCALE", "MEAN_AD_SCALE", "OUTLIER_Z", "robust_z", "outliers", "finite", "summarize", "bootstrap_ci",
+           "min_wilcoxon_p", "paired_test", "is_finite_number", "best_within_budget", "time_to_target",
+           "median_time_to_target", "moving_average", "all_identical", "identical_groups"]
 
 
 def finite(values) -> np.ndarray:
@@ -37,27 +38,6 @@ def summarize(values) -> dict:
         return {"n": 0, "mean": math.nan, "median": math.nan, "std": math.nan, "min": math.nan, "max": math.nan}
     return {"n": int(a.size), "mean": float(a.mean()), "median": float(np.median(a)),
             "std": float(a.std(ddof=1)) if a.size > 1 else math.nan, "min": float(a.min()), "max": float(a.max())}
-
-
-def robust_z(values) -> np.ndarray:
-    """Modified z-scores (x - median) / (1.4826 MAD) of `values`, NaN where a value is
-    not finite. When the MAD is 0 the mean absolute deviation times sqrt(pi/2) is the
-    scale instead; when that is 0 too (all values equal) every score is 0.
-
-    Note the ceiling this puts on small ensembles: with the MAD fallback, one value
-    apart from n-1 equal ones scores n / 1.2533, so 5 seeds are needed to flag it."""
-    x = np.array([np.nan if v is None else v for v in values], dtype=float)
-    ok = np.isfinite(x)
-    z = np.full(x.shape, np.nan)
-    if not ok.any():
-        return z
-    med = np.median(x[ok])
-    dev = x[ok] - med
-    scale = MAD_SCALE * np.median(np.abs(dev))
-    if scale == 0:
-        scale = MEAN_AD_SCALE * np.mean(np.abs(dev))
-    z[ok] = dev / scale if scale > 0 else 0.0
-    return z
 
 
 def outliers(values, threshold: float = OUTLIER_Z) -> np.ndarray:
