@@ -9,15 +9,17 @@ asv.conf.json sits at the repository root; the Makefile's targets run it (`make 
     common.py            the shared data, models and engine set-up (no benchmarks)
 
 The other modules here are standalone scripts (engine_speed.py, optimizer_overhead.py,
-time_to_quality.py, motep_reference.py, vendor_dashboard.py, check_dashboard.py): asv
-imports them while it discovers benchmarks, so they keep their work under main().
+study_table.py, motep_reference.py, vendor_dashboard.py, check_dashboard.py): asv
+imports them while it discovers benchmarks, so they keep their work under main()
+(bench_quality.py reuses study_table.py's data set definitions and training run).
 """
 
 import os
 
 # One BLAS/OpenMP thread before numpy loads: the engine runs on one thread too
 # (common.engine()), so timings do not depend on the machine's core count and the
-# training runs of bench_quality.py are reproducible bit for bit.
+# training runs of bench_quality.Quality are reproducible bit for bit (EmtTarget runs
+# the engine on two threads, as study_table.py does).
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
              "NUMEXPR_NUM_THREADS"):
     os.environ.setdefault(_var, "1")

@@ -12,7 +12,8 @@
 //   * potential files are MLIP-4 JSON (.json), not MLIP-2/3 .mtp / .almtp;
 //   * spec strings build MTPs from level=N (no MLIP-3 template=, no scaling=) or ETNs;
 //   * the radial basis is fixed at creation (set_scalar), there is no "scaling";
-//   * mlipc_linear_system (MLIP-4 exposes no normal equations of its loss);
+//   * mlipc_linear_system and mlipc_linear_design (MLIP-4 exposes no normal equations of
+//     its loss and declares no linear block);
 //   * mlipc_jt_product (MLIP-4's LossFunction takes no outside seeds for its adjoint).
 #include <algorithm>
 #include <array>
@@ -807,6 +808,18 @@ MLIPC_API int mlipc_linear_system(const mlipc_potential* pot, const mlipc_datase
         throw unsupported("mlipc_linear_system is not available in the MLIP-4 shim: MLIP-4 exposes no normal "
                           "equations of its loss, and its parameter vector has no declared linear block; use "
                           "an optimizer that needs only loss and gradient, or the embedded engine");
+    });
+}
+
+MLIPC_API int mlipc_linear_design(const mlipc_potential* pot, const mlipc_dataset* ds, const int64_t* idx,
+                                  int64_t n_idx, int64_t* n_lin, double* dE, double* dF, double* dS) {
+    (void)ds, (void)idx, (void)n_idx, (void)dE, (void)dF, (void)dS;
+    return guarded(MLIPC_ERR_INTERNAL, [&] {
+        need(pot, "pot");
+        need(n_lin, "n_lin");
+        throw unsupported("mlipc_linear_design is not available in the MLIP-4 shim: its parameter vector has no "
+                          "declared linear block; use an optimizer that needs only loss and gradient, or the "
+                          "embedded engine");
     });
 }
 

@@ -205,3 +205,22 @@ def check_threads_and_subsets(engine, pot, data: DataSet):
     lb, gb = engine.loss_grad(pot, ds, w, idx=half[1::2][::-1])
     assert abs(la + lb - l1) < 1e-10 * l1
     assert np.max(np.abs(ga + gb - g1)) < 1e-10 * np.max(np.abs(g1))
+
+
+def teacher_problem(engine, spec: str = "mtp level=6 species=2"):
+    """(data, x_t): 8 generated Ag-Pd configurations labelled (energies, forces, stresses)
+    by a potential of the form `spec` at parameters x_t (its defaults plus noise 0.05), so
+    that a model of that form has a known zero-residual solution, x_t."""
+    from dataclasses import replace
+
+    from optbench.io import generate_agpd_split
+    train_set, _ = generate_agpd_split(8, 1, seed=5)
+    teacher = engine.potential_from_spec(spec)
+    xt = teacher.default_params() + 0.05 * np.random.default_rng(1).standard_normal(teacher.n_params)
+    teacher.set_params(xt)
+    e, f, s = engine.predict(teacher, engine.dataset(train_set, teacher.cutoff))
+    configs, start = [], 0
+    for k, c in enumerate(train_set.configs):
+        configs.append(replace(c, energy=float(e[k]), forces=f[start:start + c.n_atoms].copy(), stress=s[k].copy()))
+        start += c.n_atoms
+    return DataSet(configs, train_set.species), xt

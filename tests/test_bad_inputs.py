@@ -51,7 +51,6 @@ def workspace(tmp_path_factory, engine):
     (ws / "truncated.cfg").write_text(text[: text.index("END_CFG")])
     (ws / "empty.cfg").write_text("\n")
     (ws / "data.txt").write_text(text)
-    flat = train[0]
     lines = text.splitlines()
     sc = lines.index(" Supercell")
     lines[sc + 2] = lines[sc + 1]  # two equal lattice vectors: zero volume

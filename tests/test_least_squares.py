@@ -4,21 +4,21 @@ Checked: mlipc_jt_product (J^T u of the predictions' Jacobian) against central f
 differences of the predictions for MTP and ETN with energy, force and stress components
 (< 1e-6 relative); the residual vector's squared norm is the engine's loss and 2 J^T r its
 gradient; J v (finite differences of residuals) and J^T u are adjoint to each other and
-agree with a dense Jacobian; lm and gn_tr decrease the loss on every accepted step and fit
-labels made by a potential of the same form (a problem with a known zero-residual
-solution) by orders of magnitude.
+agree with a dense Jacobian; lm (dense and matrix-free) and gn_tr decrease the loss on every
+accepted step and fit labels made by a potential of the same form (a problem with a known
+zero-residual solution) by orders of magnitude, and dense lm converges quadratically there.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from optbench.io import DataSet, generate_agpd_split
+from optbench.io import generate_agpd_split
 from optbench.objective import EngineObjective, LossWeights
 from optbench.train import Budget, TrainSettings, train
+from physics_helpers import teacher_problem
 
 SPECS = {"mtp": "mtp level=8 species=2", "etn": "etn species=2 shape=1;4;2 ranks=1;1"}
 
@@ -85,31 +85,36 @@ def test_jvp_and_vjp_are_adjoint_and_match_a_dense_jacobian(engine, small):
                                atol=1e-6 * np.max(np.abs(J.T @ J @ v)))
 
 
-def _teacher_problem(engine):
-    """Labels made by a level-6 MTP (x_t): the loss is 0 at x_t."""
-    train_set, _ = generate_agpd_split(8, 1, seed=5)
-    teacher = engine.potential_from_spec("mtp level=6 species=2")
-    xt = teacher.default_params() + 0.05 * np.random.default_rng(1).standard_normal(teacher.n_params)
-    teacher.set_params(xt)
-    e, f, s = engine.predict(teacher, engine.dataset(train_set, teacher.cutoff))
-    configs, start = [], 0
-    for k, c in enumerate(train_set.configs):
-        configs.append(replace(c, energy=float(e[k]), forces=f[start:start + c.n_atoms].copy(), stress=s[k].copy()))
-        start += c.n_atoms
-    return DataSet(configs, train_set.species), xt
-
-
-@pytest.mark.parametrize("optimizer", ["lm", "gn_tr"])
-def test_gauss_newton_fits_a_problem_with_a_known_solution(engine, optimizer):
+@pytest.mark.parametrize("optimizer,solver", [("lm", "dense"), ("lm", "cg"), ("gn_tr", None)])
+def test_gauss_newton_fits_a_problem_with_a_known_solution(engine, optimizer, solver):
     """From 1e-3 away from the teacher's parameters, 8 iterations decrease the loss on every
-    accepted step and by more than 10x overall."""
-    data, xt = _teacher_problem(engine)
+    accepted step and by more than 10x overall (lm with either solver, gn_tr)."""
+    data, xt = teacher_problem(engine)
     obj = EngineObjective(engine, engine.potential_from_spec("mtp level=6 species=2"), data, None,
                           LossWeights(stress=0.001), start=xt + 1e-3 * np.random.default_rng(2).standard_normal(xt.size))
     f0 = obj.loss(obj.initial_params(0))
-    r = train(obj, TrainSettings(optimizer=optimizer, budget=Budget(evals=10 ** 7), eval_every=1000,
-                                 hyper={"gtol": 0.0, "ftol": 0.0, "maxiter": 8}))
+    hyper = {"gtol": 0.0, "ftol": 0.0, "maxiter": 8} | ({"solver": solver} if solver else {})
+    r = train(obj, TrainSettings(optimizer=optimizer, budget=Budget(evals=10 ** 7), eval_every=1000, hyper=hyper))
     losses = r.history.loss
     assert losses and all(b < a for a, b in zip([f0] + losses, losses))
     assert losses[-1] < f0 / 10
     assert r.nit == 8 and r.status == "stopped"
+
+
+def test_dense_lm_converges_quadratically_near_a_known_solution(engine):
+    """Gauss-Newton on a zero-residual problem converges quadratically: with the dense
+    solver the loss falls below 1e-15 of its start within 8 iterations, and some step on
+    the way has an order estimate log(f_k+2 / f_k+1) / log(f_k+1 / f_k) of at least 1.8
+    (linear convergence gives 1)."""
+    data, xt = teacher_problem(engine)
+    obj = EngineObjective(engine, engine.potential_from_spec("mtp level=6 species=2"), data, None,
+                          LossWeights(stress=0.001), start=xt + 1e-3 * np.random.default_rng(2).standard_normal(xt.size))
+    f0 = obj.loss(obj.initial_params(0))
+    r = train(obj, TrainSettings(optimizer="lm", budget=Budget(evals=10 ** 7), eval_every=1000,
+                                 hyper={"gtol": 0.0, "ftol": 0.0, "maxiter": 8, "solver": "dense"}))
+    f = np.array([f0] + r.history.loss)
+    assert f[-1] < 1e-15 * f0, f
+    logs = np.log(f)
+    orders = [(logs[k + 2] - logs[k + 1]) / (logs[k + 1] - logs[k]) for k in range(len(f) - 2)
+              if f[k + 2] > 1e-22 * f0]
+    assert max(orders) >= 1.8, (f, orders)

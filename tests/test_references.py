@@ -77,11 +77,11 @@ def test_study_references_have_the_readme_means():
 @requires_study
 def test_study_experiment_validates(capsys):
     """`optbench validate experiments/study_agpd_mtp.toml`: the study's settings (MTP-16,
-    radial basis 8 on 1.9 .. 5.0 A, MLIP's loss weights, 5 seeds, 9 variants with the
+    radial basis 8 on 1.9 .. 5.0 A, MLIP's loss weights, 5 seeds, 10 variants with the
     study's budgets in epochs plus a seconds cap) and a line for the references."""
     assert main(["validate", str(STUDY_FILE)]) == 0
     out = capsys.readouterr().out
-    assert "45 runs" in out and "reference study for mtp16 on pdag: 7 file(s)" in out
+    assert "50 runs" in out and "reference study for mtp16 on pdag: 7 file(s)" in out
     exp = load_experiment(STUDY_FILE)
     assert describe_plan(exp)
     run = exp.runs[0]
@@ -90,7 +90,7 @@ def test_study_experiment_validates(capsys):
     assert run.weights == {"energy": 1.0, "forces": 0.01, "stress": 0.001, "weight_scaling": 1,
                            "weight_scaling_forces": 0}
     assert exp.variants() == ["native", "bfgs", "adam", "momentum", "sgd", "muon", "muon_factor", "adam_lbfgs",
-                              "varpro"]
+                              "varpro", "lm"]
     budgets = {r.variant: r.settings["budget"] for r in exp.runs}
     assert budgets["adam"] == "epochs=1600,seconds=600" and budgets["native"].startswith("epochs=5000")
     bfgs = next(r for r in exp.runs if r.variant == "bfgs")

@@ -71,7 +71,8 @@ int mlipc_potential_set_params(mlipc_potential* pot, const double* x, int64_t n)
 int mlipc_potential_default_params(const mlipc_potential* pot, double* x, int64_t n);
 /* A JSON object describing the potential: kind ("mtp" or "etn"), species_count, cutoff,
  * min_dist, scaling, sizes, "groups": [{"name","offset","size"}] of the parameter vector
- * in order, "linear_groups" (the groups of mlipc_linear_system; empty for an ETN), and
+ * in order, "linear_groups" (the trailing groups the predictions are linear and homogeneous in:
+ * mlipc_linear_system's; an ETN's species coefficients and last core), and
  * for an MTP "notes": what reading its file passed over (MLIP's #MVS selection section,
  * comment lines), empty when nothing was.
  * Writes at most bufsize bytes (NUL-terminated); *needed gets the full length + 1. */
@@ -136,11 +137,25 @@ int mlipc_jt_product(const mlipc_potential* pot, const mlipc_dataset* ds,
  * were allocated for; a different value fails with MLIPC_ERR_ARGUMENT and *n_lin gets
  * the right one.  Any one of A, b, r0 may be NULL to skip it.
  * Deterministic like loss_grad: equal for a given thread count, and equal to rounding
- * across thread counts.  MTP only: an ETN (no linear block the engine assembles) gives
- * MLIPC_ERR_UNSUPPORTED. */
+ * across thread counts.  MTP only: for an ETN (linear in its trailing groups too, but
+ * without a kernel that assembles them) the size query answers and a call with outputs
+ * gives MLIPC_ERR_UNSUPPORTED. */
 int mlipc_linear_system(const mlipc_potential* pot, const mlipc_dataset* ds,
                         const int64_t* idx, int64_t n_idx, const double* weights,
                         int64_t* n_lin, double* A, double* b, double* r0);
+/* The design of that linear problem: the Jacobian of the predictions of mlipc_predict
+ * (configurations idx, NULL: all) with respect to the n_lin linear parameters, row-major
+ * with n_lin columns: dE (n_idx rows), dF (3 per atom of the listed configurations, in
+ * idx order, packed like mlipc_predict's forces), dS (6 per configuration, xx yy zz yz xz
+ * xy).  The predictions are linear and homogeneous in these parameters, so they equal
+ * [dE; dF; dS] c exactly; no labels or weights are read.  Any output may be NULL; *n_lin
+ * is in/out as in mlipc_linear_system (all three NULL: size query).  The cost of one
+ * mlipc_linear_system; a QR of the design solves the linear block to full precision,
+ * where the normal equations lose half the digits of an ill-conditioned basis.  MTP
+ * only, like mlipc_linear_system. */
+int mlipc_linear_design(const mlipc_potential* pot, const mlipc_dataset* ds,
+                        const int64_t* idx, int64_t n_idx, int64_t* n_lin,
+                        double* dE, double* dF, double* dS);
 
 #ifdef __cplusplus
 }

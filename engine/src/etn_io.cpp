@@ -161,7 +161,9 @@ std::string etn_info_json(const EtnModel& m) {
     for (size_t g = 0; g < groups.size(); ++g)
         o << (g ? ", " : "") << "{\"name\": \"" << groups[g].name << "\", \"offset\": " << groups[g].offset
           << ", \"size\": " << groups[g].size << "}";
-    o << "], \"linear_groups\": [], "
+    // The predictions are linear and homogeneous in the species coefficients and the last
+    // core (the trailing two groups): mlipc_linear_design's columns, built from predictions.
+    o << "], \"linear_groups\": [\"" << groups[groups.size() - 2].name << "\", \"" << groups.back().name << "\"], "
       << "\"defaults\": \"radial channel c of each core and l: Q_(c mod size) / (max_dist - min_dist)^2 for every "
          "species pair; cores: constant channel passed on with weight 1, other weights deterministic uniform in +-"
       << json_number(kEtnInitScale) << "/sqrt(inputs per output); species 0\"}";

@@ -53,17 +53,25 @@ public:
                     const double* uS, double* grad) const override {
         jt_product_configs(EtnKernel(m_), ds, idx, n_idx, uE, uF, uS, grad);
     }
-    int64_t n_linear() const override { throw unsupported_error(kNoLinearSystem); }
+    // The species coefficients and the last core: V_i = s[t_i] + h_K with h_K linear in
+    // core K, so the predictions are linear and homogeneous in them (the trailing block).
+    int64_t n_linear() const override {
+        const auto g = m_.groups();
+        return int64_t(g[g.size() - 2].size + g.back().size);
+    }
     void linear_system(const Dataset&, const int64_t*, int64_t, const double*, double*, double*,
                        double*) const override {
-        throw unsupported_error(kNoLinearSystem);
+        throw unsupported_error(kNoLinearKernel);
+    }
+    void linear_design(const Dataset&, const int64_t*, int64_t, double*, double*, double*) const override {
+        throw unsupported_error(kNoLinearKernel);
     }
 
 private:
-    static constexpr const char* kNoLinearSystem =
-        "mlipc_linear_system is not available for ETN potentials: the engine assembles the normal equations of "
-        "MTP's linear block (species and moment coefficients) only; an ETN's energy is multilinear in its cores. "
-        "Use an optimizer that steps on the loss and gradient alone";
+    static constexpr const char* kNoLinearKernel =
+        "the engine assembles the linear system and design of MTP only; an ETN's predictions are linear in its "
+        "species coefficients and last core (n_linear, info's linear_groups), so a caller builds the design "
+        "from predictions, one per linear parameter (optbench does)";
 };
 
 }  // namespace

@@ -53,6 +53,54 @@ void jt_product(const MtpModel& m, const Dataset& ds, const int64_t* idx, int64_
 
 int64_t n_linear(const MtpModel& m) { return int64_t(m.species_count) + int64_t(m.alpha_moment_mapping.size()); }
 
+namespace {
+
+// One thread's scratch for the linear kernels: site workspaces, and the rows of one
+// configuration's Jacobian with respect to the linear parameters.
+struct LinearScratch {
+    Workspace W;
+    Neighbours nb;
+    LinWorkspace LW;
+    std::vector<double> e, jf, js;
+    LinearScratch(const MtpPlan& p, const LinPlan& lp, const Dataset& ds, size_t nl) {
+        nb.reserve(ds.max_neighbours, p.S);
+        W.reserve(p, nb.stride);
+        LW.reserve(p, lp, W.stride);
+        e.assign(nl, 0.0);
+        jf.assign(size_t(lp.nsc) * 3 * ds.max_atoms, 0.0);
+        js.assign(size_t(lp.nsc) * 9, 0.0);
+    }
+};
+
+// The rows of the Jacobian of configuration k's predictions with respect to the linear
+// parameters, into s: the energy row e (species counts, then the sums of the scalar
+// basis functions) and, with needJ, the forces jf ([q][3 * atom + e], moment
+// coefficients only: species coefficients give no force) and the virial js ([q][3x + y],
+// x <= y).  Returns 3 * atoms.
+int64_t config_linear_rows(const MtpModel& m, const MtpPlan& p, const LinPlan& lp, const Dataset& ds, int64_t k,
+                           bool needJ, LinearScratch& s) {
+    const int S = p.S, nsc = lp.nsc;
+    const int na = ds.atoms_in(k);
+    const int64_t a0 = ds.atom_offset[k], n3 = 3 * int64_t(na);
+    double* e = s.e.data();
+    std::fill(s.e.begin(), s.e.end(), 0.0);
+    if (needJ) {
+        std::fill(s.jf.begin(), s.jf.begin() + size_t(nsc) * n3, 0.0);
+        std::fill(s.js.begin(), s.js.end(), 0.0);
+    }
+    for (int i = 0; i < na; ++i) {
+        const int n = gather_neighbours(ds, m.radial.max_dist, a0, a0 + i, false, s.nb);
+        const int ti = ds.types[a0 + i];
+        site_energy(m, p, s.W, ti, n, s.nb.tj.data(), s.nb.vec.data(), nullptr, false);
+        e[ti] += 1.0;
+        for (int q = 0; q < nsc; ++q) e[S + q] += s.W.mom[p.mapping[q]];
+        if (needJ) site_linear(p, lp, s.W, s.LW, i, n, s.nb.vec.data(), s.nb.nb.data(), n3, s.jf.data(), s.js.data());
+    }
+    return n3;
+}
+
+}  // namespace
+
 void linear_system(const MtpModel& m, const Dataset& ds, const int64_t* idx, int64_t n_idx,
                    const double* weights, double* A, double* b, double* r0) {
     check_indices(ds, idx, n_idx);
@@ -63,18 +111,11 @@ void linear_system(const MtpModel& m, const Dataset& ds, const int64_t* idx, int
     const int S = p.S, nsc = lp.nsc;
     const size_t nl = size_t(S) + nsc;
     const int nth = get_threads();
-    std::vector<Workspace> ws(nth);
-    std::vector<Neighbours> nbs(nth);
-    std::vector<LinWorkspace> lws(nth);
-    std::vector<std::vector<double>> JF(nth), JS(nth), er(nth), At(nth), bt(nth);
+    std::vector<LinearScratch> scratch;
+    for (int t = 0; t < nth; ++t) scratch.emplace_back(p, lp, ds, nl);
+    std::vector<std::vector<double>> At(nth), bt(nth);
     std::vector<double> rt(nth, 0.0);
     for (int t = 0; t < nth; ++t) {
-        nbs[t].reserve(ds.max_neighbours, S);
-        ws[t].reserve(p, nbs[t].stride);
-        lws[t].reserve(p, lp, ws[t].stride);
-        JF[t].assign(size_t(nsc) * 3 * ds.max_atoms, 0.0);
-        JS[t].assign(size_t(nsc) * 9, 0.0);
-        er[t].assign(nl, 0.0);
         if (A) At[t].assign(nl * nl, 0.0);
         bt[t].assign(nl, 0.0);
     }
@@ -82,30 +123,12 @@ void linear_system(const MtpModel& m, const Dataset& ds, const int64_t* idx, int
         const double* w = weights + 3 * k;
         const bool needJ = w[1] > 0 || w[2] > 0;
         if (!(w[0] > 0) && !needJ) return;  // every term skipped, as in loss_grad
-        Workspace& W = ws[tid];
-        LinWorkspace& LW = lws[tid];
-        const int na = ds.atoms_in(k);
-        const int64_t a0 = ds.atom_offset[k], n3 = 3 * int64_t(na);
-        double* e = er[tid].data();
-        double* jf = JF[tid].data();
-        double* js = JS[tid].data();
-        std::fill(e, e + nl, 0.0);
-        if (needJ) {
-            std::fill(jf, jf + size_t(nsc) * n3, 0.0);
-            std::fill(js, js + size_t(nsc) * 9, 0.0);
-        }
-        // The rows of the Jacobian: energy e (species counts, sums of the scalars), forces
-        // jf and virial js (moment coefficients only; species coefficients give none).
-        Neighbours& nb = nbs[tid];
-        for (int i = 0; i < na; ++i) {
-            const int n = gather_neighbours(ds, m.radial.max_dist, a0, a0 + i, false, nb);
-            const int ti = ds.types[a0 + i];
-            site_energy(m, p, W, ti, n, nb.tj.data(), nb.vec.data(), nullptr, false);
-            e[ti] += 1.0;
-            for (int q = 0; q < nsc; ++q) e[S + q] += W.mom[p.mapping[q]];
-            if (!needJ) continue;
-            site_linear(p, lp, W, LW, i, n, nb.vec.data(), nb.nb.data(), n3, jf, js);
-        }
+        LinearScratch& ls = scratch[tid];
+        const int64_t n3 = config_linear_rows(m, p, lp, ds, k, needJ, ls);
+        const int64_t a0 = ds.atom_offset[k];
+        const double* e = ls.e.data();
+        const double* jf = ls.jf.data();
+        const double* js = ls.js.data();
         double* Ak = A ? At[tid].data() : nullptr;
         double* bk = bt[tid].data();
         double r = 0;
@@ -190,6 +213,40 @@ void linear_system(const MtpModel& m, const Dataset& ds, const int64_t* idx, int
         for (int t = 0; t < nth; ++t) s += rt[t];
         *r0 = s;
     }
+}
+
+void linear_design(const MtpModel& m, const Dataset& ds, const int64_t* idx, int64_t n_idx, double* dE, double* dF,
+                   double* dS) {
+    check_indices(ds, idx, n_idx);
+    check_compatible(m.radial.max_dist, m.species_count, ds);
+    const MtpPlan p(m);
+    const LinPlan lp(p);
+    const int S = p.S, nsc = lp.nsc;
+    const size_t nl = size_t(S) + nsc;
+    std::vector<int64_t> force_off(n_idx + 1, 0);
+    for (int64_t q = 0; q < n_idx; ++q) force_off[q + 1] = force_off[q] + 3 * ds.atoms_in(idx ? idx[q] : q);
+    std::vector<LinearScratch> scratch;
+    for (int t = 0; t < get_threads(); ++t) scratch.emplace_back(p, lp, ds, nl);
+    for_configs(idx, n_idx, [&](int64_t q, int64_t k, int tid) {
+        LinearScratch& ls = scratch[tid];
+        const int64_t n3 = config_linear_rows(m, p, lp, ds, k, dF || dS, ls);
+        if (dE) std::copy(ls.e.begin(), ls.e.end(), dE + size_t(q) * nl);
+        if (dF) {
+            double* rows = dF + size_t(force_off[q]) * nl;
+            for (int64_t c = 0; c < n3; ++c) {
+                double* row = rows + size_t(c) * nl;
+                std::fill(row, row + S, 0.0);
+                for (int l = 0; l < nsc; ++l) row[S + l] = ls.jf[size_t(l) * n3 + c];
+            }
+        }
+        if (dS)
+            for (int c = 0; c < 6; ++c) {
+                double* row = dS + (size_t(6) * q + c) * nl;
+                std::fill(row, row + S, 0.0);
+                const int sc = 3 * kVoigt[c][0] + kVoigt[c][1];
+                for (int l = 0; l < nsc; ++l) row[S + l] = ls.js[size_t(l) * 9 + sc];
+            }
+    });
 }
 
 }  // namespace mlipc

@@ -34,4 +34,11 @@ int64_t n_linear(const MtpModel& m);
 void linear_system(const MtpModel& m, const Dataset& ds, const int64_t* idx, int64_t n_idx,
                    const double* weights, double* A, double* b, double* r0);
 
+// The Jacobian of the predictions of configurations idx with respect to the linear
+// parameters (mlipc_linear_design): dE (n_idx x n_linear), dF (3 per atom x n_linear),
+// dS (6 per configuration x n_linear), row-major, packed like predict; any may be null.
+// The predictions are linear and homogeneous in these parameters: predict = design * c.
+void linear_design(const MtpModel& m, const Dataset& ds, const int64_t* idx, int64_t n_idx, double* dE, double* dF,
+                   double* dS);
+
 }  // namespace mlipc

@@ -57,6 +57,26 @@ void check_length(const mlipc_potential* pot, int64_t n) {
                                     std::to_string(pot->model->n_params()) + " parameters");
 }
 
+// The *n_lin protocol of mlipc_linear_system and mlipc_linear_design: without outputs,
+// write the size and return false (a size query); with outputs, check that *n_lin holds
+// it (else ArgumentError, with the right size written back) and return true.
+bool linear_size(const mlipc_potential* pot, int64_t* n_lin, bool outputs, const char* how) {
+    need(pot, "pot");
+    need(n_lin, "n_lin");
+    const int64_t nl = pot->model->n_linear();
+    if (!outputs) {
+        *n_lin = nl;
+        return false;
+    }
+    if (*n_lin != nl) {
+        const int64_t given = *n_lin;
+        *n_lin = nl;
+        throw mlipc::argument_error("n_lin is " + std::to_string(given) + " but the potential has " +
+                                    std::to_string(nl) + " linear parameters: size " + how);
+    }
+    return true;
+}
+
 }  // namespace
 
 extern "C" {
@@ -233,22 +253,18 @@ MLIPC_API int mlipc_linear_system(const mlipc_potential* pot, const mlipc_datase
                                   int64_t n_idx, const double* weights, int64_t* n_lin, double* A, double* b,
                                   double* r0) {
     return guarded([&] {
-        need(pot, "pot");
-        need(n_lin, "n_lin");
-        const int64_t nl = pot->model->n_linear();
-        if (!A && !b && !r0) {
-            *n_lin = nl;
-            return;
-        }
-        if (*n_lin != nl) {
-            const int64_t given = *n_lin;
-            *n_lin = nl;
-            throw mlipc::argument_error("n_lin is " + std::to_string(given) + " but the potential has " +
-                                        std::to_string(nl) +
-                                        " linear parameters: size A and b by a call with A, b and r0 NULL");
-        }
+        if (!linear_size(pot, n_lin, A || b || r0, "A and b by a call with A, b and r0 NULL")) return;
         need(ds, "ds");
         pot->model->linear_system(ds->ds, idx, idx ? n_idx : ds->ds.n_cfg, weights, A, b, r0);
+    });
+}
+
+MLIPC_API int mlipc_linear_design(const mlipc_potential* pot, const mlipc_dataset* ds, const int64_t* idx,
+                                  int64_t n_idx, int64_t* n_lin, double* dE, double* dF, double* dS) {
+    return guarded([&] {
+        if (!linear_size(pot, n_lin, dE || dF || dS, "dE, dF and dS by a call with all three NULL")) return;
+        need(ds, "ds");
+        pot->model->linear_design(ds->ds, idx, idx ? n_idx : ds->ds.n_cfg, dE, dF, dS);
     });
 }
 

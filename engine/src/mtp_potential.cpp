@@ -35,6 +35,10 @@ public:
                        double* r0) const override {
         mlipc::linear_system(m_, ds, idx, n_idx, w, A, b, r0);
     }
+    void linear_design(const Dataset& ds, const int64_t* idx, int64_t n_idx, double* dE, double* dF,
+                       double* dS) const override {
+        mlipc::linear_design(m_, ds, idx, n_idx, dE, dF, dS);
+    }
 };
 
 }  // namespace

@@ -39,11 +39,15 @@ public:
     // J^T u of the Jacobian of the predictions (mlipc_jt_product).
     virtual void jt_product(const Dataset& ds, const int64_t* idx, int64_t n_idx, const double* uE,
                             const double* uF, const double* uS, double* grad) const = 0;
-    // The linear least-squares system of mlipc_linear_system; kinds without a linear
-    // parameter block throw MLIPC_ERR_UNSUPPORTED.
+    // The trailing block of parameters the predictions are linear and homogeneous in
+    // (info's linear_groups); the linear least-squares system of mlipc_linear_system and
+    // the design of mlipc_linear_design, or MLIPC_ERR_UNSUPPORTED where the kind has no
+    // kernel for them.
     virtual int64_t n_linear() const = 0;
     virtual void linear_system(const Dataset& ds, const int64_t* idx, int64_t n_idx, const double* weights,
                                double* A, double* b, double* r0) const = 0;
+    virtual void linear_design(const Dataset& ds, const int64_t* idx, int64_t n_idx, double* dE, double* dF,
+                               double* dS) const = 0;
 };
 
 // The parts every model forwards alike: its parameter vector and radial settings.  A

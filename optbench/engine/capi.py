@@ -141,6 +141,8 @@ class Engine:
             "mlipc_linear_system": (i32, [vp, vp, _c_int64_p, i64, _c_double_p, _c_int64_p, _c_double_p,
                                           _c_double_p, _c_double_p]),
             "mlipc_jt_product": (i32, [vp, vp, _c_int64_p, i64, _c_double_p, _c_double_p, _c_double_p, _c_double_p]),
+            "mlipc_linear_design": (i32, [vp, vp, _c_int64_p, i64, _c_int64_p, _c_double_p, _c_double_p,
+                                          _c_double_p]),
         }
         for name, (res, args) in sigs.items():
             try:
@@ -158,7 +160,7 @@ class Engine:
 
     def _require(self, name: str) -> None:
         if name in self._missing:
-            raise EngineError(7, f"{self.path} does not implement {name} (an older mlipc.h library)")
+            raise EngineUnsupportedError(7, f"{self.path} does not implement {name} (an older mlipc.h library)")
 
     def check(self, status: int) -> None:
         """Raise the exception matching a non-zero mlipc status, with the engine's message."""
@@ -259,8 +261,9 @@ class Engine:
         groups["moment"].stop]``, S + alpha_scalar_moments values).  Returns ``A``
         (n_lin, n_lin) symmetric, ``b`` (n_lin,), ``r0`` (float, the loss at c = 0), summed
         over configurations `idx` (None: all) with per-configuration ``weights`` (n_cfg, 3)
-        as in loss_grad.  Minimising over c: solve ``A c = b``.  An ETN has no such block:
-        EngineUnsupportedError."""
+        as in loss_grad.  Minimising over c: solve ``A c = b``.  An ETN (whose engine
+        kernel does not assemble it): EngineUnsupportedError; EngineObjective builds it
+        from predictions."""
         self._require("mlipc_linear_system")
         w = _as(weights, np.float64)
         if w.shape != (ds.n_configs, 3):
@@ -278,6 +281,27 @@ class Engine:
                                                 _ptr(A, ctypes.c_double), _ptr(b, ctypes.c_double),
                                                 ctypes.byref(r0)))
         return A, b, r0.value
+
+    def linear_design(self, pot: "Potential", ds: "EngineDataset", idx=None):
+        """The Jacobian of :meth:`predict`'s outputs with respect to the linear parameters
+        ``x[pot.linear_slice]`` (see :meth:`linear_system`), for configurations `idx`
+        (None: all): ``dE`` (n, n_lin) eV, ``dF`` (3 per atom, n_lin) eV/A in predict's
+        force order (atom-major, x y z), ``dS`` (6 n, n_lin) eV (xx yy zz yz xz xy per
+        configuration). The predictions equal these times the linear parameters exactly.
+        An implementation or kind without the kernel (an ETN): EngineUnsupportedError."""
+        self._require("mlipc_linear_design")
+        ix = None if idx is None else _as(idx, np.int64).reshape(-1)
+        sel = np.arange(ds.n_configs) if ix is None else ix
+        if sel.size and (sel.min() < 0 or sel.max() >= ds.n_configs):
+            raise IndexError(f"configuration index out of range 0..{ds.n_configs - 1}")
+        nl = ctypes.c_int64(0)
+        self.check(self.lib.mlipc_linear_design(pot.handle, ds.handle, None, 0, ctypes.byref(nl), None, None, None))
+        n, atoms = sel.size, int(ds.atoms_per_config[sel].sum())
+        dE, dF, dS = np.empty((n, nl.value)), np.empty((3 * atoms, nl.value)), np.empty((6 * n, nl.value))
+        self.check(self.lib.mlipc_linear_design(pot.handle, ds.handle, _ptr(ix, ctypes.c_int64), n, ctypes.byref(nl),
+                                                _ptr(dE, ctypes.c_double), _ptr(dF, ctypes.c_double),
+                                                _ptr(dS, ctypes.c_double)))
+        return dE, dF, dS
 
     def jt_product(self, pot: "Potential", ds: "EngineDataset", u_energy=None, u_forces=None, u_stress=None,
                    idx=None) -> np.ndarray:
@@ -392,16 +416,18 @@ class Potential:
 
     @property
     def linear_slice(self) -> slice:
-        """The parameters the energy is linear in, species then moment coefficients: the
-        trailing block of the vector, the ``c`` of :meth:`Engine.linear_system`.
-        ValueError for a potential without one (an ETN: ``info()["linear_groups"]`` is
-        empty), since the methods that solve for it cannot run there."""
+        """The parameters the predictions are linear and homogeneous in: for an MTP the
+        species then moment coefficients, the trailing block of the vector, the ``c`` of
+        :meth:`Engine.linear_system`.
+        For an ETN, the species coefficients and the last core (``info()["linear_groups"]``).
+        ValueError for a potential whose info lists none (another mlipc.h library's),
+        since the methods that solve for it cannot run there."""
         info = self.info()
         names = info.get("linear_groups", [])
         if not names:
             raise ValueError(f"the {info['kind']} potential has no linear parameter block for "
                              "mlipc_linear_system (its info()['linear_groups'] is empty): methods that "
-                             "solve for linear coefficients (varpro, alternating) need an MTP")
+                             "solve for linear coefficients (varpro, alternating) need an MTP or an ETN")
         g = self.groups()
         return slice(g[names[0]].start, g[names[-1]].stop)
 

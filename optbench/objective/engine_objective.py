@@ -109,8 +109,9 @@ class EngineObjective:
 
     @property
     def linear_slice(self) -> slice:
-        """The parameters the energy is linear in (species then moment coefficients),
-        the last block of the vector; ValueError for a potential without one (ETN)."""
+        """The parameters the predictions are linear and homogeneous in, the last block of
+        the vector: an MTP's species then moment coefficients, an ETN's species
+        coefficients and last core; ValueError for a potential without one."""
         return self.potential.linear_slice
 
     @property
@@ -123,13 +124,50 @@ class EngineObjective:
     def linear_system(self, x: np.ndarray, batch: np.ndarray | None = None):
         """Normal equations (A, b, r0) of the loss in the linear parameters at x's radial
         coefficients, so that the mean loss over the batch is c^T A c - 2 b^T c + r0.
-        ValueError for a potential without a linear block (ETN)."""
+        From the engine's kernel (MTP) or, where it has none (ETN), from linear_design.
+        ValueError for a potential without a linear block."""
+        from optbench.engine.capi import EngineUnsupportedError  # not at import: validate loads no binding
+
         self.linear_slice  # noqa: B018 - raises the clear error before the engine's
         self._set(x)
         n = self.n_train if batch is None else len(batch)
         idx = None if batch is None else np.asarray(batch, dtype=np.int64)
-        A, b, r0 = self.engine.linear_system(self.potential, self._train_ds, self._w_train, idx=idx)
+        try:
+            A, b, r0 = self.engine.linear_system(self.potential, self._train_ds, self._w_train, idx=idx)
+        except EngineUnsupportedError:
+            if batch is not None:
+                raise ValueError("the linear system of a batch needs the engine's kernel (MTP)") from None
+            D, y = self.linear_design(x)
+            return D.T @ D, D.T @ y, float(y @ y)
         return A / n, b / n, r0 / n
+
+    def linear_design(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(D, y) with residuals(x) = D @ x[linear_slice] - y for every value of the linear
+        block at x's other parameters: D (n_residuals, n_linear) the Jacobian of the
+        residual vector in the linear parameters, y the scaled labels (units of
+        residuals). From mlipc_linear_design (MTP, the cost of one linear system) or, for
+        an engine or kind without that kernel (ETN), one prediction per linear parameter,
+        exact since the predictions are linear and homogeneous in them."""
+        from optbench.engine.capi import EngineUnsupportedError  # not at import: validate loads no binding
+
+        lin = self.linear_slice
+        eE, eF, eS = self._residual_scales()
+        scales = np.concatenate([eE, eF, eS])
+        y = scales * np.concatenate(self._labels)
+        self._set(x)
+        try:
+            parts = self.engine.linear_design(self.potential, self._train_ds)
+            self.configs_evaluated += self.n_train
+            D = np.concatenate(parts, axis=0)
+            D *= scales[:, None]
+        except EngineUnsupportedError:
+            D = np.empty((y.size, lin.stop - lin.start))
+            z = np.array(x, dtype=np.float64)
+            for j in range(D.shape[1]):
+                z[lin] = 0.0
+                z[lin.start + j] = 1.0
+                D[:, j] = self.residuals(z) + y
+        return D, y
 
     # ------------------------------------------------------- least-squares structure
     # The mean loss is |r(x)|^2 for the residual vector r of the training set:
@@ -157,15 +195,34 @@ class EngineObjective:
         configuration of the training set)."""
         return sum(s.size for s in self._residual_scales())
 
-    def residuals(self, x: np.ndarray) -> np.ndarray:
+    def residual_rows(self, idx: np.ndarray) -> np.ndarray:
+        """Positions in the residual vector of training configurations `idx`, in the order
+        residuals(x, idx) returns them: their energies, their force components (atom by
+        atom, in idx order), their 6 stresses each."""
+        idx = np.asarray(idx, dtype=np.int64)
+        atoms = np.array([c.n_atoms for c in self.train.configs], dtype=np.int64)
+        first = np.concatenate([[0], np.cumsum(3 * atoms)])
+        n, n3 = len(atoms), int(first[-1])
+        forces = np.concatenate([np.arange(first[k], first[k + 1]) for k in idx]) if idx.size else np.zeros(0, int)
+        stresses = (6 * idx[:, None] + np.arange(6)).ravel()
+        return np.concatenate([idx, n + forces, n + n3 + stresses])
+
+    def residuals(self, x: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """The residual vector r of the training set at x, with |r|^2 the mean loss of
         loss_grad (energy terms in eV, forces in eV/A, stresses in eV, each scaled by the
-        square root of its weight over n)."""
+        square root of its weight over n); with `idx`, only the rows of those training
+        configurations (residual_rows(idx)), from a prediction of them alone."""
         scales = self._residual_scales()
         self._set(x)
-        pred = [np.ravel(p) for p in self.engine.predict(self.potential, self._train_ds)]
-        self.configs_evaluated += self.n_train
-        return np.concatenate([s * (p - lab) for s, p, lab in zip(scales, pred, self._labels)])
+        if idx is None:
+            pred = [np.ravel(p) for p in self.engine.predict(self.potential, self._train_ds)]
+            self.configs_evaluated += self.n_train
+            return np.concatenate([s * (p - lab) for s, p, lab in zip(scales, pred, self._labels)])
+        idx = np.asarray(idx, dtype=np.int64)
+        rows = self.residual_rows(idx)
+        pred = np.concatenate([np.ravel(p) for p in self.engine.predict(self.potential, self._train_ds, idx=idx)])
+        self.configs_evaluated += idx.size
+        return np.concatenate(scales)[rows] * (pred - np.concatenate(self._labels)[rows])
 
     def vjp(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
         """J^T u for J = dr/dx at x (mlipc_jt_product: one adjoint pass)."""
@@ -178,11 +235,11 @@ class EngineObjective:
         self.configs_evaluated += self.n_train
         return self.engine.jt_product(self.potential, self._train_ds, uE, uF, uS)
 
-    def jvp(self, x: np.ndarray, v: np.ndarray, r0: np.ndarray | None = None) -> np.ndarray:
+    def jvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
         """J v for J = dr/dx at x, by a central difference of the predictions along v
         (two predictions; the step h = 1e-6 (1 + |x|) / |v| keeps the relative error near
-        1e-8, tests/test_least_squares.py). The engine offers J^T u in closed form; a
-        forward-mode J v would need the kernels in dual numbers of the parameters."""
+        1e-8, tests/test_least_squares.py). The engine offers J^T u in closed form;
+        engine/README.md ("Jacobian products") says why J v is not."""
         v = np.asarray(v, dtype=np.float64)
         norm = float(np.linalg.norm(v))
         if norm == 0.0:
