@@ -798,29 +798,30 @@ MLIPC_API int mlipc_loss_grad(const mlipc_potential* pot, const mlipc_dataset* d
     });
 }
 
+// mlipc_linear_system and mlipc_linear_design: the arguments checked as the engine checks
+// them, then MLIPC_ERR_UNSUPPORTED with `why` and what to use instead.
+static int no_linear_block(const mlipc_potential* pot, const int64_t* n_lin, const std::string& why) {
+    return guarded(MLIPC_ERR_INTERNAL, [&] {
+        need(pot, "pot");
+        need(n_lin, "n_lin");
+        throw unsupported(why + "; use an optimizer that needs only loss and gradient, or the embedded engine");
+    });
+}
+
 MLIPC_API int mlipc_linear_system(const mlipc_potential* pot, const mlipc_dataset* ds, const int64_t* idx,
                                   int64_t n_idx, const double* weights, int64_t* n_lin, double* A, double* b,
                                   double* r0) {
     (void)ds, (void)idx, (void)n_idx, (void)weights, (void)A, (void)b, (void)r0;
-    return guarded(MLIPC_ERR_INTERNAL, [&] {
-        need(pot, "pot");
-        need(n_lin, "n_lin");
-        throw unsupported("mlipc_linear_system is not available in the MLIP-4 shim: MLIP-4 exposes no normal "
-                          "equations of its loss, and its parameter vector has no declared linear block; use "
-                          "an optimizer that needs only loss and gradient, or the embedded engine");
-    });
+    return no_linear_block(pot, n_lin, "mlipc_linear_system is not available in the MLIP-4 shim: MLIP-4 exposes no "
+                                       "normal equations of its loss, and its parameter vector has no declared "
+                                       "linear block");
 }
 
 MLIPC_API int mlipc_linear_design(const mlipc_potential* pot, const mlipc_dataset* ds, const int64_t* idx,
                                   int64_t n_idx, int64_t* n_lin, double* dE, double* dF, double* dS) {
     (void)ds, (void)idx, (void)n_idx, (void)dE, (void)dF, (void)dS;
-    return guarded(MLIPC_ERR_INTERNAL, [&] {
-        need(pot, "pot");
-        need(n_lin, "n_lin");
-        throw unsupported("mlipc_linear_design is not available in the MLIP-4 shim: its parameter vector has no "
-                          "declared linear block; use an optimizer that needs only loss and gradient, or the "
-                          "embedded engine");
-    });
+    return no_linear_block(pot, n_lin, "mlipc_linear_design is not available in the MLIP-4 shim: its parameter "
+                                       "vector has no declared linear block");
 }
 
 MLIPC_API int mlipc_jt_product(const mlipc_potential* pot, const mlipc_dataset* ds, const int64_t* idx,

@@ -28,6 +28,12 @@ int get_threads() {
 #endif
 }
 
+std::vector<int64_t> force_offsets(const Dataset& ds, const int64_t* idx, int64_t n_idx) {
+    std::vector<int64_t> off(n_idx + 1, 0);
+    for (int64_t q = 0; q < n_idx; ++q) off[q + 1] = off[q] + 3 * ds.atoms_in(idx ? idx[q] : q);
+    return off;
+}
+
 void check_indices(const Dataset& ds, const int64_t* idx, int64_t n_idx) {
     if (n_idx < 0) throw argument_error("negative number of configuration indices");
     if (!idx) return;

@@ -38,6 +38,10 @@ void check_compatible(double cutoff, int species_count, const Dataset& ds);
 void check_indices(const Dataset& ds, const int64_t* idx, int64_t n_idx);
 void check_weights(const Dataset& ds, const int64_t* idx, int64_t n_idx, const double* weights);
 
+// Where each listed configuration's forces start in outputs packed like predict's (3 per
+// atom, idx order): n_idx + 1 offsets, the last the total.
+std::vector<int64_t> force_offsets(const Dataset& ds, const int64_t* idx, int64_t n_idx);
+
 // MLIP's 6-component order xx yy zz yz xz xy -> (row, column).
 extern const int kVoigt[6][2];
 
@@ -119,8 +123,7 @@ void predict_configs(const Kernel& kern, const Dataset& ds, const int64_t* idx, 
                      double* forces, double* stresses) {
     check_indices(ds, idx, n_idx);
     check_compatible(kern.cutoff, kern.species_count, ds);
-    std::vector<int64_t> force_off(n_idx + 1, 0);
-    for (int64_t q = 0; q < n_idx; ++q) force_off[q + 1] = force_off[q] + 3 * ds.atoms_in(idx ? idx[q] : q);
+    const std::vector<int64_t> force_off = force_offsets(ds, idx, n_idx);
     std::vector<ThreadScratch<Kernel>> t;
     for (int i = 0; i < get_threads(); ++i) t.emplace_back(kern, ds, false);
     for_configs(idx, n_idx, [&](int64_t q, int64_t k, int tid) {
@@ -186,8 +189,7 @@ void jt_product_configs(const Kernel& kern, const Dataset& ds, const int64_t* id
                         const double* uF, const double* uS, double* grad) {
     check_indices(ds, idx, n_idx);
     check_compatible(kern.cutoff, kern.species_count, ds);
-    std::vector<int64_t> force_off(n_idx + 1, 0);
-    for (int64_t q = 0; q < n_idx; ++q) force_off[q + 1] = force_off[q] + 3 * ds.atoms_in(idx ? idx[q] : q);
+    const std::vector<int64_t> force_off = force_offsets(ds, idx, n_idx);
     const int nth = get_threads();
     std::vector<ThreadScratch<Kernel>> t;
     for (int i = 0; i < nth; ++i) t.emplace_back(kern, ds, true);

@@ -223,8 +223,7 @@ void linear_design(const MtpModel& m, const Dataset& ds, const int64_t* idx, int
     const LinPlan lp(p);
     const int S = p.S, nsc = lp.nsc;
     const size_t nl = size_t(S) + nsc;
-    std::vector<int64_t> force_off(n_idx + 1, 0);
-    for (int64_t q = 0; q < n_idx; ++q) force_off[q + 1] = force_off[q] + 3 * ds.atoms_in(idx ? idx[q] : q);
+    const std::vector<int64_t> force_off = force_offsets(ds, idx, n_idx);
     std::vector<LinearScratch> scratch;
     for (int t = 0; t < get_threads(); ++t) scratch.emplace_back(p, lp, ds, nl);
     for_configs(idx, n_idx, [&](int64_t q, int64_t k, int tid) {

@@ -151,15 +151,14 @@ class EngineObjective:
         from optbench.engine.capi import EngineUnsupportedError  # not at import: validate loads no binding
 
         lin = self.linear_slice
-        eE, eF, eS = self._residual_scales()
-        scales = np.concatenate([eE, eF, eS])
-        y = scales * np.concatenate(self._labels)
+        self._residual_scales()
+        y = self._scale_flat * self._label_flat
         self._set(x)
         try:
             parts = self.engine.linear_design(self.potential, self._train_ds)
             self.configs_evaluated += self.n_train
             D = np.concatenate(parts, axis=0)
-            D *= scales[:, None]
+            D *= self._scale_flat[:, None]
         except EngineUnsupportedError:
             D = np.empty((y.size, lin.stop - lin.start))
             z = np.array(x, dtype=np.float64)
@@ -187,6 +186,9 @@ class EngineObjective:
             eS = (np.sqrt(np.outer(w[:, 2] / n, voigt)).ravel()) * np.isfinite(labels["stresses"])
             self._scales = (eE, eF, eS)
             self._labels = tuple(np.nan_to_num(labels[k]) for k in ("energies", "forces", "stresses"))
+            # the same, flat in residual order, and where each configuration's force rows start
+            self._scale_flat, self._label_flat = np.concatenate(self._scales), np.concatenate(self._labels)
+            self._force_start = np.concatenate([[0], np.cumsum(3 * atoms)])
         return self._scales
 
     @property
@@ -199,11 +201,14 @@ class EngineObjective:
         """Positions in the residual vector of training configurations `idx`, in the order
         residuals(x, idx) returns them: their energies, their force components (atom by
         atom, in idx order), their 6 stresses each."""
+        self._residual_scales()
         idx = np.asarray(idx, dtype=np.int64)
-        atoms = np.array([c.n_atoms for c in self.train.configs], dtype=np.int64)
-        first = np.concatenate([[0], np.cumsum(3 * atoms)])
-        n, n3 = len(atoms), int(first[-1])
-        forces = np.concatenate([np.arange(first[k], first[k + 1]) for k in idx]) if idx.size else np.zeros(0, int)
+        first = self._force_start
+        n, n3 = len(first) - 1, int(first[-1])
+        lengths = first[idx + 1] - first[idx]
+        # each configuration's force rows: its start plus 0 .. length-1
+        forces = np.repeat(first[idx] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) \
+            + np.arange(int(lengths.sum()))
         stresses = (6 * idx[:, None] + np.arange(6)).ravel()
         return np.concatenate([idx, n + forces, n + n3 + stresses])
 
@@ -222,7 +227,7 @@ class EngineObjective:
         rows = self.residual_rows(idx)
         pred = np.concatenate([np.ravel(p) for p in self.engine.predict(self.potential, self._train_ds, idx=idx)])
         self.configs_evaluated += idx.size
-        return np.concatenate(scales)[rows] * (pred - np.concatenate(self._labels)[rows])
+        return self._scale_flat[rows] * (pred - self._label_flat[rows])
 
     def vjp(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
         """J^T u for J = dr/dx at x (mlipc_jt_product: one adjoint pass)."""

@@ -18,36 +18,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optbench.optim.loop import StopRun
+from optbench.optim.loop import StopRun, stop_if_spent
 from optbench.status import RunStatus
 
 
-def jacobian_columns(prob, x: np.ndarray, r: np.ndarray, cols, idx: np.ndarray | None = None,
-                     central: bool = False) -> np.ndarray:
-    """Columns `cols` of J = dr/dx at x by finite differences along each coordinate, for
-    the rows of training configurations `idx` (None: all; r = residuals(x, idx)),
-    charged to the run's budget: forward (one prediction, step 1.5e-8 max(1, |x_j|), the
-    square root of the machine epsilon) or, with `central`, central (two predictions,
-    step 6e-6 max(1, |x_j|), its cube root). StopRun(budget) as soon as the budget is
-    used up (the run keeps its last accepted point)."""
+def jacobian_columns(prob, x: np.ndarray, r: np.ndarray, cols, idx: np.ndarray | None = None) -> np.ndarray:
+    """Columns `cols` of J = dr/dx at x by forward differences along each coordinate (one
+    prediction each, step 1.5e-8 max(1, |x_j|), the square root of the machine epsilon),
+    for the rows of training configurations `idx` (None: all; r = residuals(x, idx)),
+    charged to the run's budget. StopRun(budget) as soon as the budget is used up (the
+    run keeps its last accepted point)."""
     cols = list(cols)
     J = np.empty((r.size, len(cols)))
     z = np.array(x, dtype=np.float64)
     n = prob.n if idx is None else len(idx)
     for i, j in enumerate(cols):
-        reason = prob.tracker.budget_reason()
-        if reason:
-            raise StopRun(RunStatus.BUDGET, reason)
-        h = (6e-6 if central else 1.5e-8) * max(1.0, abs(x[j]))
+        stop_if_spent(prob.tracker)
+        h = 1.5e-8 * max(1.0, abs(x[j]))
         z[j] = x[j] + h
-        up = prob.obj.residuals(z, idx)
-        if central:
-            z[j] = x[j] - h
-            J[:, i] = (up - prob.obj.residuals(z, idx)) / (2 * h)
-        else:
-            J[:, i] = (up - r) / h
+        J[:, i] = (prob.obj.residuals(z, idx) - r) / h
         z[j] = x[j]
-        prob.tracker.count((2 if central else 1) * n)
+        prob.tracker.count(n)
     if not np.all(np.isfinite(J)):
         raise StopRun(RunStatus.DIVERGED, f"non-finite Jacobian after {prob.tracker.steps} iterations")
     return J
@@ -197,8 +188,6 @@ def _damped_step(tracker, model: LMModel, cur: Point, trial, lam: float, nu: flo
             return new, gain, lam, nu, rejected
         lam, nu = nielsen(lam, nu, rho)
         rejected += 1
-        reason = tracker.budget_reason()
-        if reason:
-            raise StopRun(RunStatus.BUDGET, reason)
+        stop_if_spent(tracker)
         if lam > 1e16:
             return None, None, lam, nu, rejected

@@ -36,7 +36,7 @@ import numpy as np
 
 from optbench.optim.base import DriverEntry, Hyper
 from optbench.optim.dense_gn import Point, jacobian_columns, run_lm, sample_configs
-from optbench.optim.loop import StopRun
+from optbench.optim.loop import StopRun, stop_if_spent
 from optbench.optim.quasi_newton import full_batch_note
 from optbench.status import RunStatus
 
@@ -56,9 +56,8 @@ class ResidualProblem:
         """Charge `passes` over the training set; with `strict`, end the run first when the
         budget is used up (inside a step the products are charged without ending it, and
         CG stops on `room` instead, so that a step in progress is completed)."""
-        reason = self.tracker.budget_reason()
-        if reason and strict:
-            raise StopRun(RunStatus.BUDGET, reason)
+        if strict:
+            stop_if_spent(self.tracker)
         self.tracker.count(passes * self.n)
 
     def room(self, passes: int) -> bool:
@@ -148,13 +147,18 @@ def _dense_fits(prob: ResidualProblem, h: dict, name: str) -> bool:
         raise ValueError(f"{name}: solver must be 'auto', 'dense' or 'cg', got {solver!r}")
     if solver != "auto":
         return solver == "dense"
-    obj = prob.obj
-    try:
-        n_lin = obj.linear_slice.stop - obj.linear_slice.start
-    except (AttributeError, ValueError):
-        n_lin = 0
+    obj, lin = prob.obj, _linear_block(prob.obj)
     return (obj.n_residuals * obj.n_params * 8 <= float(h["dense_mib"]) * 2 ** 20
-            and obj.n_params - n_lin <= int(h["dense_columns"]))
+            and obj.n_params - (lin.stop - lin.start) <= int(h["dense_columns"]))
+
+
+def _linear_block(obj) -> slice:
+    """The objective's linear block (linear_slice), or an empty slice at the end of the
+    vector when it has none."""
+    try:
+        return obj.linear_slice
+    except (AttributeError, ValueError):
+        return slice(obj.n_params, obj.n_params)
 
 
 def _run_dense(prob: ResidualProblem, x0, h: dict, info: dict, notes: list) -> None:
@@ -162,10 +166,7 @@ def _run_dense(prob: ResidualProblem, x0, h: dict, info: dict, notes: list) -> N
     objective has one) exactly from its design, the others by forward differences, and
     exact damped steps from its SVD (optbench.optim.dense_gn)."""
     obj, tracker = prob.obj, prob.tracker
-    try:
-        lin = obj.linear_slice
-    except (AttributeError, ValueError):
-        lin = slice(obj.n_params, obj.n_params)
+    lin = _linear_block(obj)
 
     rest = [j for j in range(obj.n_params) if not lin.start <= j < lin.stop]
 

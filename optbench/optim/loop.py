@@ -1,5 +1,6 @@
 """What every optimizer's iterations need from the training loop, below it so that the
-optimizers do not import the loop: `StopRun` (how a run ends from inside an optimizer),
+optimizers do not import the loop: `StopRun` (how a run ends from inside an optimizer)
+and `stop_if_spent` (the budget check that raises it),
 global-norm clipping, and `run_steps`, the step loop of the step-based optimizers.
 
 `run_steps` and the self-driven optimizers step through a tracker (optbench.train.tracker.
@@ -22,6 +23,14 @@ class StopRun(Exception):
     def __init__(self, status: str, message: str):
         super().__init__(message)
         self.status, self.message = status, message
+
+
+def stop_if_spent(tracker) -> None:
+    """Raise StopRun(budget) when the tracker's budget is used up (the run keeps its last
+    accepted point, tracker.x)."""
+    reason = tracker.budget_reason()
+    if reason:
+        raise StopRun(RunStatus.BUDGET, reason)
 
 
 def clip_by_global_norm(g: np.ndarray, clip: float | None) -> np.ndarray:

@@ -14,7 +14,7 @@ from scipy.optimize import minimize
 
 from optbench.optim.base import DriverEntry, Hyper
 from optbench.optim.first_order import REGISTRY as FIRST_ORDER
-from optbench.optim.loop import StopRun, run_steps
+from optbench.optim.loop import StopRun, run_steps, stop_if_spent
 from optbench.status import RunStatus
 
 DENSE_BFGS_WARN = 2000
@@ -59,9 +59,7 @@ def scipy_minimize(tracker, x0: np.ndarray, method: str, options: dict, info: di
     base = loss_grad or (lambda z: tracker.loss_grad(z, None))
 
     def guarded(z):
-        reason = tracker.budget_reason()
-        if reason:
-            raise StopRun(RunStatus.BUDGET, reason)
+        stop_if_spent(tracker)
         return base(z)
 
     cache = CachedLossGrad(guarded)

@@ -38,7 +38,7 @@ import numpy as np
 from optbench.optim.base import DriverEntry, Hyper
 from optbench.optim.dense_gn import jacobian_columns, run_lm, sample_configs
 from optbench.optim.least_squares import ResidualProblem
-from optbench.optim.loop import StopRun
+from optbench.optim.loop import StopRun, stop_if_spent
 from optbench.optim.quasi_newton import full_batch_note, scipy_minimize
 from optbench.status import RunStatus
 
@@ -135,9 +135,7 @@ def _run_alternating(tracker, x0, lr, hyper, shuffle_rng, perturb_rng, info, not
     previous = np.inf
     rounds = 0
     while True:
-        reason = tracker.budget_reason()
-        if reason:
-            raise StopRun(RunStatus.BUDGET, reason)
+        stop_if_spent(tracker)
         x = LinearSolution(tracker, obj, x[:k], k, float(h["rcond"])).x
         tracker.x = x
         c = x[k:].copy()
