@@ -27,7 +27,7 @@ def _lint_imports() -> subprocess.CompletedProcess:
 
 def test_layers_contract_is_kept():
     """`lint-imports` finds every contract of pyproject.toml kept: cli > report >
-    experiments > train > optim > objective > engine | mlip > io | metrics > status, and
+    experiments > train > optim > objective > engine | mlip | foundation > io | metrics > status, and
     the ctypes binding importing nothing of the application."""
     done = _lint_imports()
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

@@ -100,8 +100,8 @@ def _settings(args) -> TrainSettings:
     if not entry.takes_steps:
         given = {"lr": args.lr, "schedule": args.schedule, "clip": args.clip, "batch_size": args.batch_size,
                  "perturb": args.perturb}
-        for key in STEP_SETTINGS:
-            if given[key] is not None:
+        for key in STEP_SETTINGS:  # refine and refine_fraction are experiment-file settings
+            if given.get(key) is not None:
                 raise ValueError(f"--{key.replace('_', '-')} does not apply to {args.optimizer} (full batch, no "
                                  "learning rate): remove it")
     sigma, every = _perturbation(args.perturb)

@@ -59,7 +59,8 @@ class _Entry:
 
 
 _ENTRY_KEYS = ("name", "label", "lr", "batch_size", "clip", "schedule", "init_interval", "perturb",
-               "eval_every", "target_epa_mev", "hyper", "budget", "seeds", "models", "data")
+               "eval_every", "target_epa_mev", "early_stop", "refine", "refine_fraction", "hyper", "budget", "seeds",
+               "models", "data")
 
 
 def _axis_values(ctx: _Context, path: KeyPath, raw: Any, convert: Callable[[KeyPath, Any], Any],
@@ -120,6 +121,9 @@ _PLAIN = {
     "init_interval": ("init_interval", _positive, False),
     "eval_every": ("eval_every", _integer, True),
     "target_epa_mev": ("target_valid_epa", _positive, False),
+    "early_stop": ("early_stop", _integer, True),
+    "refine": ("refine", _string, True),
+    "refine_fraction": ("refine_fraction", _number, True),
 }
 
 

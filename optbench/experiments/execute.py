@@ -10,6 +10,7 @@ dies (even by SIGKILL), so that no worker outlives its runner.
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import json
 import os
@@ -25,6 +26,7 @@ from typing import Callable
 
 from optbench.experiments.runspec import RunSpec
 from optbench.io import load_data as read_data
+from optbench.io import load_tests
 from optbench.objective import LossWeights, build_objective
 from optbench.status import RunStatus
 from optbench.train import train
@@ -52,18 +54,38 @@ def load_data(data: dict):
     return _DATA_CACHE[cache_key]
 
 
-def _potential_text(objective, x) -> str:
+def _potential_payload(objective, x) -> tuple[str, str]:
+    """The potential file of parameters x as ("text", its text) or, for a binary file (a
+    fine-tuned torch model), ("b64", its bytes in base64): records travel as JSON."""
     suffix = getattr(objective, "potential_suffix", ".almtp")
     with tempfile.TemporaryDirectory(prefix="optbench-pot-") as tmp:
         path = Path(tmp, "p" + suffix)
         objective.save(x, path)
-        return path.read_text()
+        raw = path.read_bytes()
+    try:
+        return "text", raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "b64", base64.b64encode(raw).decode("ascii")
+
+
+def _test_metrics(objective, result, tests: dict, notes: list) -> dict:
+    """{label: {"last": metrics, "best": metrics}} of the run's last and best-validation
+    parameters on each held-out test set (an objective without evaluate_data: a note)."""
+    if not hasattr(objective, "evaluate_data"):
+        notes.append(f"test sets {', '.join(tests)} not evaluated: {type(objective).__name__} cannot")
+        return {}
+    out = {}
+    for label, data in tests.items():
+        out[label] = {which: objective.evaluate_data(x, data).to_dict()
+                      for which, x in (("last", result.x), ("best", result.x_best))}
+    return out
 
 
 def execute_run(spec_dict: dict, progress: Callable[[str], None] | None = None) -> dict:
     """Train one run (a RunSpec as a dict) and return its record: RunResult.to_dict()
     plus "potential_text" and "best_potential_text" (the potential files of the last and
-    best-validation parameters: .almtp, or MLIP-4 .json, as "potential_suffix" says) and
+    best-validation parameters: .almtp, or MLIP-4 .json, as "potential_suffix" says; a
+    binary file, a fine-tuned torch model, as "potential_b64" / "best_potential_b64") and
     "host". Errors come back as status "failed" with the message (and the traceback's
     last line) rather than as exceptions."""
     t0 = time.perf_counter()
@@ -74,9 +96,13 @@ def execute_run(spec_dict: dict, progress: Callable[[str], None] | None = None) 
         objective = build_objective(spec.model, train_set, valid, LossWeights(**spec.weights), spec.threads)
         result = train(objective, settings, progress=progress)
         record = result.to_dict()
+        tests = load_tests(spec.data, train_set.species)
+        if tests and result.status != RunStatus.FAILED:
+            record["tests"] = _test_metrics(objective, result, tests, record.setdefault("notes", []))
         if result.status != RunStatus.FAILED or result.steps:
-            record["potential_text"] = _potential_text(objective, result.x)
-            record["best_potential_text"] = _potential_text(objective, result.x_best)
+            for name, x in (("potential", result.x), ("best_potential", result.x_best)):
+                form, payload = _potential_payload(objective, x)
+                record[f"{name}_{form}"] = payload
             record["potential_suffix"] = getattr(objective, "potential_suffix", ".almtp")
     except Exception as err:  # one bad run must not end the sweep: it becomes a failed record
         tb = traceback.extract_tb(err.__traceback__)

@@ -69,6 +69,16 @@ Top level
               its import name, default "mlip_4") or "mlp-cli" (MLIP's mlp program,
               optimizer "native" only: optional ``mlp`` = a path or a name on PATH).
               See optbench/engine/choice.py.
+    Foundation models (pretrained torch networks, fine-tuned; optbench/foundation/,
+    optional extra optbench[foundation]):
+    kind      "sevennet" or "mace";
+    model     SevenNet: "7net-0" (default; inside the sevenn wheel) or a sevenn checkpoint
+              path; MACE: the path of a MACE model file (required: nothing is downloaded);
+    dtype     "float64" (default) or "float32" (faster; the parameter vector is float64);
+    train_groups  "all" (default), or one or a list of "embedding", "interactions",
+              "readout": the parameters trained (the rest stay pretrained);
+    energy_shift  true (default): fit a per-element energy reference to the training set
+              first and fold it into the model.
 
 [data.LABEL]      one table per data set; LABEL ([A-Za-z0-9_.-]+) names it in tables
     generate        { n_train = 240, n_valid = 60, seed = 0 }: the Ag-Pd EMT generator
@@ -80,6 +90,12 @@ Top level
     format          "cfg", "mlip4", "pymatgen" or "extxyz" (optbench.io.FORMATS;
                     default: by extension, .cfg / .xyz / .extxyz / .json sniffed).
     species         element of each type index, e.g. ["Ag", "Pd"] (default: the file's).
+    train           may also be a list of files (of one format): one training set.
+    tests           { LABEL = PATH, ... }: held-out test sets, evaluated with each run's
+                    last and best-validation parameters after training (the report's
+                    "Held-out test sets"; never used to train or choose parameters).
+    n_train, n_valid  use a random subset of this many training / validation
+                    configurations (drawn with split_seed).
     energy_key, forces_key, virial_key, stress_key
                     extended XYZ only: the keys of the labels (default: the first
                     of optbench.io.extxyz.DEFAULT_KEYS present, e.g. vasp_energy).
@@ -98,6 +114,13 @@ Top level
     eval_every      steps between train/validation evaluations (integer >= 1).
     target_epa_mev  stop at the first evaluation whose validation energy-per-atom RMSE
                     is at or below this, meV/atom (time-to-target runs).
+    early_stop      end the optimizer when the validation EPA RMSE has not improved for
+                    this many evaluations (integer >= 1).
+    refine          "none" (default) or "lbfgs": an L-BFGS-B refinement on the whole
+                    training set after the optimizer (from its best point when early
+                    stopping ended it), for the last refine_fraction (0 < f < 1,
+                    default 0.2) of every budget limit. A list is a grid axis:
+                    refine = ["none", "lbfgs"] gives each optimizer with and without.
     hyper           { name = value }: the optimizer's hyperparameters (`optbench
                     optimizers` lists them); a list is a grid axis, except for a
                     hyperparameter whose value is itself a list (Muon's ns_coeffs),
@@ -106,7 +129,8 @@ Top level
     seeds           replaces the top-level seeds for this entry.
     models, data    lists of labels: run this entry on these models / data sets only
                     (default: all).
-    lr, schedule, clip, batch_size and perturb apply to step-based optimizers and
+    lr, schedule, clip, batch_size, perturb, refine and refine_fraction apply to step-based
+    optimizers (refine: not adam_lbfgs, which refines itself) and lr ... perturb to
     adam_lbfgs; optimizers without steps (bfgs, lbfgs, varpro, alternating, native)
     reject them rather than ignore them.
 

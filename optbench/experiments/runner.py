@@ -26,6 +26,7 @@ functions sent to it, so it must be one you trust.
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import sys
@@ -42,7 +43,7 @@ from optbench.experiments.execute import execute_run, failed_record, worker_main
 from optbench.experiments.progress import Progress, SweepSummary
 from optbench.experiments.runspec import current_code_version
 from optbench.experiments.store import Store
-from optbench.io import write_text_atomic
+from optbench.io import atomic_output, write_text_atomic
 from optbench.status import FINISHED, RunStatus
 
 _TURN_S = 0.5  # the sweep's loop looks at the workers and a stop request this often
@@ -51,15 +52,19 @@ _GRACE_S = 5.0  # a stopped worker's time to unwind before SIGKILL
 
 def _save_potentials(store_path: Path, key: str, record: dict) -> None:
     folder = store_path.parent / "potentials"
-    for field_name, suffix, path_field in (("potential_text", "", "potential_path"),
-                                           ("best_potential_text", ".best", "best_potential_path")):
-        text = record.pop(field_name, None)
-        if text is None:
+    for name, suffix in (("potential", ""), ("best_potential", ".best")):
+        text, b64 = record.pop(f"{name}_text", None), record.pop(f"{name}_b64", None)
+        if text is None and b64 is None:
             continue
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{key}{suffix}{record.get('potential_suffix', '.almtp')}"
-        write_text_atomic(path, text)  # a kill mid-write never leaves a truncated potential
-        record[path_field] = str(path)
+        # atomic: a kill mid-write never leaves a truncated potential
+        if text is not None:
+            write_text_atomic(path, text)
+        else:
+            with atomic_output(path) as tmp:
+                tmp.write_bytes(base64.b64decode(b64))
+        record[f"{name}_path"] = str(path)
 
 
 def _default_workers() -> int:

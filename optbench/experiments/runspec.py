@@ -17,7 +17,9 @@ model_name / model: the label used in tables and the model, as a dict:
     "min_dist": 2.0, "max_dist": 5.0, "engine": "embedded"};
     "engine" is "embedded", "capi" (with "lib", a library path), "mlip4" (with
     "template", an MLIP-4 potential JSON, and optional "module") or "mlp-cli" (optional
-    "mlp", the program): see optbench/engine/choice.py.
+    "mlp", the program): see optbench/engine/choice.py;
+    or a foundation model {"kind": "sevennet", "model": "7net-0", "dtype": "float64",
+    "train_groups": "all", "energy_shift": true} ("mace": "model" a model file).
 data_name / data: the label used in tables and the data, as a dict:
     {"kind": "generate", "n_train": 240, "n_valid": 60, "seed": 0}   (Ag-Pd EMT), or
     {"kind": "files", "train": "/abs/train.cfg", "valid": "/abs/valid.cfg" | None,
@@ -31,7 +33,8 @@ optimizer: a name of optbench.optim.REGISTRY; variant: the label of this optimiz
 settings: TrainSettings as JSON: {"hyper": {...}, "lr", "batch_size", "clip",
     "schedule": "cosine,warmup=100" | None, "budget": "epochs=50,seconds=60", "seed",
     "init_interval", "perturb_sigma", "perturb_every", "eval_every",
-    "target_valid_epa" (eV/atom)}; absent keys take TrainSettings' defaults.
+    "target_valid_epa" (eV/atom), "early_stop", "refine", "refine_fraction"}; absent keys
+    take TrainSettings' defaults.
 threads: engine threads for this run.
 """
 
@@ -49,7 +52,8 @@ from optbench import __version__
 from optbench.train import Budget, Schedule, TrainSettings
 
 _SETTINGS_KEYS = ("hyper", "lr", "batch_size", "clip", "schedule", "budget", "seed", "init_interval",
-                  "perturb_sigma", "perturb_every", "eval_every", "target_valid_epa")
+                  "perturb_sigma", "perturb_every", "eval_every", "target_valid_epa", "early_stop", "refine",
+                  "refine_fraction")
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,8 @@ class RunSpec:
         """The TrainSettings this spec describes."""
         s = dict(self.settings)
         kw = {k: s[k] for k in ("hyper", "lr", "batch_size", "clip", "seed", "init_interval", "perturb_sigma",
-                                "perturb_every", "eval_every", "target_valid_epa") if s.get(k) is not None}
+                                "perturb_every", "eval_every", "target_valid_epa", "early_stop", "refine",
+                                "refine_fraction") if s.get(k) is not None}
         kw["hyper"] = dict(kw.get("hyper", {}))
         return TrainSettings(optimizer=self.optimizer, schedule=Schedule.parse(s.get("schedule")),
                              budget=Budget.parse(s["budget"]) if s.get("budget") else Budget(epochs=100), **kw)

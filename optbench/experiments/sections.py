@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from optbench.engine import ENGINES, MODEL_KINDS, check_etn_model
+from optbench.foundation import DTYPES, FOUNDATION_KINDS, GROUPS
 from optbench.experiments.toml_lines import KeyPath
 from optbench.experiments.values import (
     _check_keys,
@@ -92,8 +93,9 @@ def _default_budget(ctx: _Context, raw: Any) -> str | None:
     return Budget(**{k: _budget_value(ctx, ("budget", k), k, v) for k, v in table.items()}).text()
 
 
+_FOUNDATION_KEYS = ("model", "dtype", "train_groups", "energy_shift")
 _MODEL_KEYS = ("kind", "level", "template", "min_dist", "max_dist", "radial_basis_size", "engine", "lib", "mlp",
-               "module", "shape", "ranks", "lmax")
+               "module", "shape", "ranks", "lmax") + _FOUNDATION_KEYS
 _ETN_ONLY = ("shape", "ranks", "lmax")
 
 
@@ -104,8 +106,15 @@ def _model(ctx: _Context, label: str, raw: Any) -> dict[str, Any]:
     t = _table(ctx, path, raw)
     _check_keys(ctx, path, t, _MODEL_KEYS)
     kind = _string(ctx, path + ("kind",), t.get("kind", "mtp"))
-    if kind not in MODEL_KINDS:
-        raise ctx.error(path + ("kind",), f"unknown model kind {kind!r}; known: {', '.join(MODEL_KINDS)}")
+    if kind in FOUNDATION_KINDS:
+        return _foundation_model(ctx, path, t, kind)
+    if kind not in MODEL_KINDS + FOUNDATION_KINDS:
+        raise ctx.error(path + ("kind",), f"unknown model kind {kind!r}; known: "
+                                          f"{', '.join(MODEL_KINDS + FOUNDATION_KINDS)}")
+    for key in _FOUNDATION_KEYS:
+        if key in t:
+            raise ctx.error(path + (key,), f"{key} describes a foundation model (kind = \"sevennet\" or "
+                                           "\"mace\"), not an MTP or ETN")
     model: dict[str, Any] = {"kind": kind}
     if kind == "etn":
         return _etn_model(ctx, path, t, model)
@@ -121,6 +130,39 @@ def _model(ctx: _Context, label: str, raw: Any) -> dict[str, Any]:
     else:
         _template(ctx, path, t, model, ("min_dist", "max_dist", "radial_basis_size"))
     model.update(_engine(ctx, path, t))
+    return model
+
+
+def _foundation_model(ctx: _Context, path: KeyPath, t: dict, kind: str) -> dict[str, Any]:
+    """A pretrained torch model to fine-tune (optbench/foundation/): model (SevenNet:
+    "7net-0", the default, or a checkpoint path; MACE: a model file, required), dtype,
+    train_groups ("all", a group or a list of groups), energy_shift (true/false)."""
+    for key in t:
+        if key not in ("kind",) + _FOUNDATION_KEYS:
+            raise ctx.error(path + (key,), f"{key} does not apply to a {kind} model; it takes "
+                                           f"{', '.join(_FOUNDATION_KEYS)}")
+    model: dict[str, Any] = {"kind": kind}
+    if kind == "mace" and "model" not in t:
+        raise ctx.error(path, "a MACE model needs model = PATH of a MACE model file (e.g. a MACE-MP .model; "
+                              "nothing is downloaded)")
+    name = _string(ctx, path + ("model",), t.get("model", "7net-0"))
+    model["model"] = name if kind == "sevennet" and name == "7net-0" else _existing_file(
+        ctx, path + ("model",), name, "model file")
+    dtype = _string(ctx, path + ("dtype",), t.get("dtype", "float64"))
+    if dtype not in DTYPES:
+        raise ctx.error(path + ("dtype",), f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    model["dtype"] = dtype
+    groups = t.get("train_groups", "all")
+    names = [groups] if isinstance(groups, str) else _string_list(ctx, path + ("train_groups",), groups)
+    for g in names:
+        if g not in ("all",) + GROUPS or (g == "all" and len(names) > 1):
+            raise ctx.error(path + ("train_groups",), f"unknown parameter group {g!r}: give \"all\" or some of "
+                                                      f"{', '.join(GROUPS)}")
+    model["train_groups"] = groups
+    shift = t.get("energy_shift", True)
+    if not isinstance(shift, bool):
+        raise _expect(ctx, path + ("energy_shift",), shift, "true or false")
+    model["energy_shift"] = shift
     return model
 
 
@@ -214,7 +256,8 @@ def _program(ctx: _Context, text: str) -> str:
     return ctx.resolve(text) if os.sep in text or text.startswith(".") else text
 
 
-_DATA_FILE_KEYS = ("train", "valid", "valid_fraction", "split_seed", "format", "species", "stress_format") + LABEL_KEYS
+_DATA_FILE_KEYS = ("train", "valid", "valid_fraction", "split_seed", "format", "species", "stress_format",
+                   "tests", "n_train", "n_valid") + LABEL_KEYS
 _GENERATE_KEYS = ("n_train", "n_valid", "seed")
 
 
@@ -249,35 +292,62 @@ def _data_files(ctx: _Context, path: KeyPath, t: dict) -> dict[str, Any]:
         raise ctx.error(path + ("format",), f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
     out: dict[str, Any] = {"kind": "files", "valid": None, "valid_fraction": None, "split_seed": 0,
                            "format": fmt, "species": None}
-    for key in ("train", "valid"):
-        if key in t:
-            out[key] = _existing_file(ctx, path + (key,), t[key], f"{key} file")
-            if fmt is None and Path(out[key]).suffix.lower() not in SUFFIXES:
-                raise ctx.error(path + (key,), f"cannot tell the format from the extension of {out[key]}; "
-                                               f"give format = one of {', '.join(FORMATS)}")
+    def data_file(key_path: KeyPath, value: Any, what: str) -> str:
+        file = _existing_file(ctx, key_path, value, what)
+        if fmt is None and Path(file).suffix.lower() not in SUFFIXES:
+            raise ctx.error(key_path, f"cannot tell the format from the extension of {file}; "
+                                      f"give format = one of {', '.join(FORMATS)}")
+        return file
+
+    if isinstance(t["train"], list):  # several files make one training set
+        if not t["train"]:
+            raise ctx.error(path + ("train",), "an empty list of training files")
+        out["train"] = [data_file(path + ("train", i), v, "train file") for i, v in enumerate(t["train"])]
+    else:
+        out["train"] = data_file(path + ("train",), t["train"], "train file")
+    if "valid" in t:
+        out["valid"] = data_file(path + ("valid",), t["valid"], "valid file")
+    if "tests" in t:
+        tests = _table(ctx, path + ("tests",), t["tests"])
+        if not tests:
+            raise ctx.error(path + ("tests",), "an empty table: give { LABEL = PATH, ... } or leave it out")
+        out["tests"] = {}
+        for label, value in tests.items():
+            _label(ctx, path + ("tests", label), label)
+            out["tests"][label] = data_file(path + ("tests", label), value, "test file")
     if _exactly_one(ctx, path, t, "valid", "valid_fraction") == "valid_fraction":
         frac = _number(ctx, path + ("valid_fraction",), t["valid_fraction"], above=0)
         if not frac < 1:
             raise ctx.error(path + ("valid_fraction",), f"must be < 1, got {frac:g}")
         out["valid_fraction"] = frac
         out["split_seed"] = _integer(ctx, path + ("split_seed",), t.get("split_seed", 0), minimum=0)
-    elif "split_seed" in t:
-        raise ctx.error(path + ("split_seed",), "split_seed goes with valid_fraction")
+    elif "split_seed" in t and not ("n_train" in t or "n_valid" in t):
+        raise ctx.error(path + ("split_seed",), "split_seed goes with valid_fraction, n_train or n_valid")
+    else:
+        out["split_seed"] = _integer(ctx, path + ("split_seed",), t.get("split_seed", 0), minimum=0)
+    for key in ("n_train", "n_valid"):  # only when given: unchanged run keys otherwise
+        if key in t:
+            out[key] = _integer(ctx, path + (key,), t[key], minimum=1)
     if "species" in t:
         out["species"] = _string_list(ctx, path + ("species",), t["species"])
     if "stress_format" in t:  # only when given: unchanged run keys for the files that need none
         sf = _string(ctx, path + ("stress_format",), t["stress_format"])
         if sf not in STRESS_FORMATS:
             raise ctx.error(path + ("stress_format",), f"unknown stress_format {sf!r}; known: {', '.join(STRESS_FORMATS)}")
-        if fmt not in (None, "mlip4") or not str(out["train"]).endswith(".json"):
+        if fmt not in (None, "mlip4") or not all(str(f).endswith(".json") for f in _as_list(out["train"])):
             raise ctx.error(path + ("stress_format",), "stress_format applies to MLIP-4 JSON files only")
         out["stress_format"] = sf
     for key in LABEL_KEYS:  # only when given, like stress_format
         if key in t:
-            if not takes_label_keys(out["train"], fmt):
+            if not all(takes_label_keys(f, fmt) for f in _as_list(out["train"])):
                 raise ctx.error(path + (key,), f"{key} names a label of extended XYZ files; {out['train']} is not one")
             out[key] = _string(ctx, path + (key,), t[key])
     return out
+
+
+def _as_list(value: Any) -> list:
+    """`value` as a list (a single training file or several)."""
+    return value if isinstance(value, list) else [value]
 
 
 _REPORT_KEYS = ("target_epa_mev", "budgets_seconds", "budgets_configs", "smooth")

@@ -226,6 +226,10 @@ class Store:
                     for name, (block, stat) in METRIC_NAMES.items():
                         rows.append((key, which, split, name, _finite_or_none(m[block][stat])))
                     rows.append((key, which, split, "force_component_rmse", _finite_or_none(m["force_component_rmse"])))
+            for label, by_which in (result.get("tests") or {}).items():  # held-out test sets: split "test:LABEL"
+                for which, m in by_which.items():
+                    for name, (block, stat) in METRIC_NAMES.items():
+                        rows.append((key, which, f"test:{label}", name, _finite_or_none(m[block][stat])))
             self.db.executemany("INSERT OR REPLACE INTO metrics VALUES (?,?,?,?,?)", rows)
             self.db.execute("INSERT OR REPLACE INTO histories VALUES (?,?,?,?,?,?)",
                             (key, json.dumps(hist["step"]), json.dumps(hist["loss"]), json.dumps(hist["configs"]),

@@ -41,13 +41,13 @@ from optbench.io.mlip4_json import (
 )
 from optbench.io.outputs import atomic_output, check_writable, write_text_atomic
 from optbench.io.pymatgen_json import read_pymatgen_json
-from optbench.io.sources import DATA_KINDS, load_data
+from optbench.io.sources import DATA_KINDS, load_data, load_tests
 
 __all__ = [
     "Configuration", "DataSet", "DataError", "cell_volume", "map_species", "species_count", "split", "validate",
     "read_dataset", "FORMATS", "SUFFIXES", "Format", "read_cfg", "write_cfg", "read_mlip4_json",
     "from_mlip4_records", "mlip4_records", "STRESS_FORMATS", "read_pymatgen_json", "read_extxyz", "to_arrays",
-    "generate_agpd", "generate_agpd_split", "load_data", "DATA_KINDS", "atomic_output", "check_writable",
+    "generate_agpd", "generate_agpd_split", "load_data", "load_tests", "DATA_KINDS", "atomic_output", "check_writable",
     "write_text_atomic",
     "Finding", "check_data", "same_configuration", "find_duplicates", "find_overlap", "find_outliers",
     "find_close_atoms",

@@ -2,13 +2,17 @@
 line's files) -> the training and validation sets.
 
     {"kind": "generate", "n_train": 240, "n_valid": 60, "seed": 0}   the Ag-Pd EMT set
-    {"kind": "files", "train": PATH, "valid": PATH | None, "valid_fraction": f | None,
+    {"kind": "files", "train": PATH | [PATH, ...], "valid": PATH | None, "valid_fraction": f | None,
      "split_seed": 0, "format": None | a FORMATS name, "species": [...] | None,
      "stress_format": None | one of STRESS_FORMATS,
-     "energy_key", "forces_key", "virial_key", "stress_key": extended XYZ label keys | None}
+     "energy_key", "forces_key", "virial_key", "stress_key": extended XYZ label keys | None,
+     "tests": {LABEL: PATH} | absent,   held-out test sets, evaluated after training
+     "n_train", "n_valid": N | absent}    a random subset of N configurations (split_seed)
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from optbench.io.dataset import DataSet, split
 from optbench.io.formats import LABEL_KEYS, read_dataset
@@ -31,7 +35,11 @@ def load_data(data: dict) -> tuple[DataSet, DataSet | None]:
     if data.get("stress_format"):
         kw["stress_format"] = data["stress_format"]
     kw.update({k: data[k] for k in LABEL_KEYS if data.get(k)})
-    train = read_dataset(data["train"], fmt=data.get("format"), **kw)
+    paths = data["train"] if isinstance(data["train"], list) else [data["train"]]
+    train = read_dataset(paths[0], fmt=data.get("format"), **kw)
+    for more in paths[1:]:  # one training set from several files, in the first file's element order
+        part = read_dataset(more, fmt=data.get("format"), **{**kw, **({"species": train.species} if train.species else {})})
+        train = DataSet(train.configs + part.configs, train.species, f"{train.name}+{part.name}")
     if data.get("valid"):
         valid = read_dataset(data["valid"], fmt=data.get("format"),
                              **{**kw, **({"species": train.species} if train.species else {})})
@@ -39,4 +47,18 @@ def load_data(data: dict) -> tuple[DataSet, DataSet | None]:
         train, valid = split(train, float(data["valid_fraction"]), int(data.get("split_seed", 0)))
     else:
         valid = None
+    rng = np.random.default_rng([int(data.get("split_seed", 0)), 7])
+    for key in ("n_train", "n_valid"):
+        n = data.get(key)
+        which = train if key == "n_train" else valid
+        if n is not None and which is not None and n < len(which):
+            picked = which[np.sort(rng.choice(len(which), int(n), replace=False))]
+            train, valid = (picked, valid) if key == "n_train" else (train, picked)
     return train, valid
+
+
+def load_tests(data: dict, species: list[str] | None) -> dict[str, DataSet]:
+    """The held-out test sets of a data dict ({label: DataSet}), read with the training
+    set's element order `species`; {} when it has none."""
+    kw = {"species": species} if species else {}
+    return {label: read_dataset(path, fmt=data.get("format"), **kw) for label, path in (data.get("tests") or {}).items()}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from optbench.engine import ENGINES, build_potential, load_engine
+from optbench.foundation import FOUNDATION_KINDS, load_foundation
 from optbench.io import DataSet, species_count
 from optbench.mlip.mlip4_module import import_mlip4, load_mlip4_potential
 from optbench.mlip.mlp import find_mlp
@@ -15,9 +16,12 @@ from optbench.objective.protocol import LossWeights
 
 def build_objective(model: dict, train: DataSet, valid: DataSet | None, weights: LossWeights, threads: int | None = 1):
     """The Objective for a model dict on these data: EngineObjective (embedded, capi),
-    Mlip4ModuleObjective (mlip4) or MlpCliObjective (mlp-cli). ValueError naming the
+    Mlip4ModuleObjective (mlip4), MlpCliObjective (mlp-cli), or for a foundation model
+    (kind "sevennet", "mace") TorchObjective. ValueError naming the
     setting when the engine or its program/library/module is missing. `threads`: engine
     threads (None: leave the engine's setting, OpenMP's default)."""
+    if model.get("kind") in FOUNDATION_KINDS:
+        return build_torch_objective(model, train, valid, weights, threads)
     engine_kind = model.get("engine", "embedded")
     if engine_kind not in ENGINES:
         raise ValueError(f"engine {engine_kind!r}: expected one of {', '.join(ENGINES)}")
@@ -43,3 +47,18 @@ def build_objective(model: dict, train: DataSet, valid: DataSet | None, weights:
             raise ValueError(str(err)) from None
         return MlpCliObjective(engine, pot, train, valid, weights, start=start, mlp=mlp)
     return EngineObjective(engine, pot, train, valid, weights, start=start)
+
+
+def build_torch_objective(model: dict, train: DataSet, valid: DataSet | None, weights: LossWeights,
+                          threads: int | None = 1):
+    """TorchObjective of a foundation-model dict (kind, model, dtype, train_groups,
+    energy_shift); `threads`: torch's intra-op threads (None: torch's default)."""
+    from optbench.objective.torch_objective import TorchObjective  # imports torch
+
+    adapter = load_foundation(model)  # FoundationError (a ValueError) names what is missing
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    return TorchObjective(adapter, train, valid, weights, train_groups=model.get("train_groups", "all"),
+                          energy_shift=model.get("energy_shift", True))

@@ -272,6 +272,12 @@ class EngineObjective:
         data, _ = self._split(split)
         return compute_metrics(data.configs, *self.predict(x, split))
 
+    def evaluate_data(self, x: np.ndarray, data: DataSet) -> Metrics:
+        """MLIP's error metrics of parameters x on another data set (a held-out test set)."""
+        ds = self.engine.dataset(data, self.potential.cutoff)
+        self._set(x)
+        return compute_metrics(data.configs, *self.engine.predict(self.potential, ds))
+
     def load_potential_file(self, path: str | os.PathLike) -> np.ndarray:
         """Adopt a potential file written by another trainer (MLIP's mlp train) for this
         Objective's model and return its parameters. The file's potential replaces this

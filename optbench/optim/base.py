@@ -27,7 +27,7 @@ State = dict[str, Any]
 
 #: The run settings only optimizers that take steps read (Entry.takes_steps): anywhere
 #: else they are refused rather than ignored.
-STEP_SETTINGS = ("lr", "schedule", "clip", "batch_size", "perturb")
+STEP_SETTINGS = ("lr", "schedule", "clip", "batch_size", "perturb", "refine", "refine_fraction")
 
 
 def _identity_eval(x: np.ndarray, state: State) -> np.ndarray:

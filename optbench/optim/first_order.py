@@ -218,20 +218,30 @@ def _warmup_fraction(count: int, warmup_steps: int) -> float:
     return 1.0 if warmup_steps == 0 else min(count, warmup_steps) / warmup_steps
 
 
+#: ScheduleFree warm-up conventions: how many updates ahead the rate of the z step is read
+#: (optax: w(c), so the first update does not move z; the PyTorch `schedulefree`
+#: package: w(c+1), as for the averaging weight).
+_WARMUP_SHIFT = {"optax": 0, "schedulefree": 1}
+
+
 def schedule_free_adamw(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
-                        warmup_steps: int = 0, weight_lr_power: float = 2.0) -> Optimizer:
+                        warmup_steps: int = 0, weight_lr_power: float = 2.0, r: float = 0.0,
+                        warmup_convention: str = "optax") -> Optimizer:
     """ScheduleFree AdamW (Defazio et al. 2024), optax.contrib.schedule_free_adamw(lr,
-    warmup_steps, b1, b2, eps, weight_decay, weight_lr_power).
+    warmup_steps, b1, b2, eps, weight_decay, weight_lr_power); with r or
+    warmup_convention="schedulefree", schedulefree.AdamWScheduleFree(lr, (b1, b2), eps,
+    weight_decay, warmup_steps, r, weight_lr_power) of the PyTorch `schedulefree` package
+    (tests/test_torch_parity.py).
 
     Three sequences: the base iterate z (an RMS-scaled gradient walk), its weighted
     average xbar (the point to evaluate) and the gradient point y = b1 xbar + (1 - b1) z.
     x here is y; z is in the state and xbar = (y - (1 - b1) z) / b1. With
-    c = updates made so far and w(c) = min(c, warmup_steps) / warmup_steps (1 without
-    warm-up):
+    c = updates made so far, w(c) = min(c, warmup_steps) / warmup_steps (1 without
+    warm-up) and s = 0 (s = 1 with warmup_convention="schedulefree"):
 
         v <- b2 v + (1 - b2) g^2,  v_hat = v / (1 - b2^(c+1))
-        z <- z - lr w(c) (g / (sqrt(v_hat) + eps) + wd y)
-        max_lr <- max(max_lr, lr w(c+1)),  weight = max_lr^weight_lr_power
+        z <- z - lr w(c+s) (g / (sqrt(v_hat) + eps) + wd y)
+        max_lr <- max(max_lr, lr w(c+1)),  weight = (c+1)^r max_lr^weight_lr_power
         xbar <- (1 - ck) xbar + ck z,  ck = weight / (sum of weights so far)
         y <- b1 xbar + (1 - b1) z
 
@@ -243,7 +253,15 @@ def schedule_free_adamw(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, w
     training-loop schedule lr_c, our max_lr uses lr_c where optax's would use lr_(c+1),
     so parity with an optax schedule holds only at a constant lr (plus warm-up).
 
-    `eval_params` returns xbar, optax.contrib.schedule_free_eval_params."""
+    Options beyond optax (defaults reproduce optax): r > 0 is the paper's polynomial
+    weighting of the average, (c+1)^r (optax has none; schedulefree's `r`).
+    warmup_convention="schedulefree" reads the z step's warm-up one update ahead, w(c+1)
+    instead of w(c), as schedulefree.AdamWScheduleFree does ((k+1) / warmup_steps at its
+    k-th step): its first update already moves z, at lr / warmup_steps. Without warm-up
+    the two conventions are the same.
+
+    `eval_params` returns xbar, optax.contrib.schedule_free_eval_params (schedulefree's
+    optimizer.eval() point)."""
     b1 = check_fraction("b1", b1)
     if b1 == 0.0:
         raise ValueError("b1 must be in (0, 1) for ScheduleFree (the evaluation point divides by it), got 0.0")
@@ -251,6 +269,10 @@ def schedule_free_adamw(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, w
     wd = check_positive("weight_decay", weight_decay, allow_zero=True)
     warmup_steps = check_integer("warmup_steps", warmup_steps, 0)
     power = check_positive("weight_lr_power", weight_lr_power, allow_zero=True)
+    r = check_positive("r", r, allow_zero=True)
+    if warmup_convention not in _WARMUP_SHIFT:
+        raise ValueError(f"warmup_convention must be one of {', '.join(_WARMUP_SHIFT)}, got {warmup_convention!r}")
+    shift = _WARMUP_SHIFT[warmup_convention]
 
     def init(x):
         return {"t": 0, "v": np.zeros_like(x), "z": x.copy(), "weight_sum": 0.0, "max_lr": 0.0}
@@ -258,19 +280,20 @@ def schedule_free_adamw(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, w
     def update(g, state, y, lr):
         c = state["t"]
         max_lr = max(state["max_lr"], lr * _warmup_fraction(c + 1, warmup_steps))
-        weight = max_lr ** power
+        weight = (c + 1) ** r * max_lr ** power  # (c + 1) ** 0.0 == 1.0: optax's weight exactly
         weight_sum = state["weight_sum"] + weight
         ck = weight / weight_sum if weight_sum > 0 else 0.0  # optax: nan_to_num(0 / 0) = 0
         t = c + 1
         v = (1 - b2) * (g * g) + b2 * state["v"]
-        z = state["z"] - lr * _warmup_fraction(c, warmup_steps) * (g / (np.sqrt(v / (1 - b2 ** t)) + eps) + wd * y)
+        rate = lr * _warmup_fraction(c + shift, warmup_steps)
+        z = state["z"] - rate * (g / (np.sqrt(v / (1 - b2 ** t)) + eps) + wd * y)
         xbar = (1.0 - ck) * ((y - (1.0 - b1) * state["z"]) / b1) + ck * z
         new_y = b1 * xbar + (1.0 - b1) * z
         return new_y - y, {"t": t, "v": v, "z": z, "weight_sum": weight_sum, "max_lr": max_lr}
 
     return Optimizer("schedulefree", init, update,
                      {"b1": b1, "b2": b2, "eps": eps, "weight_decay": wd, "warmup_steps": warmup_steps,
-                      "weight_lr_power": power},
+                      "weight_lr_power": power, "r": r, "warmup_convention": warmup_convention},
                      eval_params=lambda y, state: (y - (1.0 - b1) * state["z"]) / b1)
 
 
@@ -307,6 +330,9 @@ REGISTRY: dict[str, Entry] = {
                            "b2": _ADAM_HYPERS["b2"], "eps": _ADAM_HYPERS["eps"],
                            "weight_decay": Hyper(0.0, "weight decay (times lr)"),
                            "warmup_steps": Hyper(0, "linear warm-up of the rate over this many steps"),
-                           "weight_lr_power": Hyper(2.0, "power of max lr in the averaging weight")},
+                           "weight_lr_power": Hyper(2.0, "power of max lr in the averaging weight"),
+                           "r": Hyper(0.0, "power of the step count in the averaging weight (0: optax)"),
+                           "warmup_convention": Hyper("optax", "warm-up of the z step: optax (first step 0) "
+                                                      "or schedulefree (PyTorch package)")},
                           1e-2, "ScheduleFree AdamW (evaluated at the averaged point)"),
 }

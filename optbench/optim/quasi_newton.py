@@ -90,6 +90,11 @@ def full_batch_note(tracker, notes: list[str]) -> None:
         notes.append(f"full batch: batch_size={bs} does not apply to this method")
 
 
+def lbfgs_options(h: dict) -> dict:
+    """SciPy's L-BFGS-B options from checked lbfgs hyperparameters."""
+    return _options("L-BFGS-B", h)
+
+
 def _options(method: str, h: dict) -> dict:
     opts = {"maxiter": int(h["maxiter"]), "gtol": float(h["gtol"])}
     if method == "L-BFGS-B":

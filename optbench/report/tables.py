@@ -246,3 +246,23 @@ def flag_table(g: Group) -> pd.DataFrame:
         if not g.histories.get(r["key"]) or not g.histories[r["key"]].get("loss"):
             add(r, "no history", "no loss history stored")
     return pd.DataFrame(rows, columns=["model", "data", "variant", "seed", "key", "status", "flag", "detail"])
+
+
+def test_set_table(g: Group) -> pd.DataFrame:
+    """Per variant and held-out test set (the data's ``tests``, metrics split
+    "test:LABEL"): runs, mean and std (ddof=1) over seeds of the EPA RMSE (meV/atom) and
+    force RMSE (meV/Å) of the best-validation parameters. Empty when there are none."""
+    labels = sorted({c[len("best_test:"):-len("_epa_rmse")] for c in g.runs.columns
+                     if c.startswith("best_test:") and c.endswith("_epa_rmse")})
+    rows = []
+    for label in labels:
+        for v in g.variants:
+            runs = g.of(v)
+            epa = 1e3 * runs[f"best_test:{label}_epa_rmse"].to_numpy(dtype=float)
+            force = 1e3 * runs.get(f"best_test:{label}_force_rmse", pd.Series(np.nan, index=runs.index)).to_numpy(
+                dtype=float)
+            e, f = stats.summarize(epa), stats.summarize(force)
+            rows.append({"model": g.model, "data": g.data, "test set": label, "variant": v, "n": e["n"],
+                         "EPA mean": e["mean"], "EPA std": e["std"], "force mean": f["mean"], "force std": f["std"]})
+    return pd.DataFrame(rows, columns=["model", "data", "test set", "variant", "n", "EPA mean", "EPA std",
+                                       "force mean", "force std"])

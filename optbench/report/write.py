@@ -50,6 +50,7 @@ from optbench.report.tables import (
     outlier_table,
     overview_table,
     summary_table,
+    test_set_table,
     time_to_target_table,
 )
 from optbench.status import FINISHED
@@ -59,6 +60,8 @@ _OVERVIEW_COLS = {"variant": "variant", "optimizer": "optimizer", "runs": "runs"
                   "epa_ci_lo_mev": "95% CI low", "epa_ci_hi_mev": "95% CI high",
                   "force_mean_mev": "force mean (meV/Å)", "seconds_mean": "train s mean",
                   "outlier_seeds": "outlier seeds"}
+_TEST_COLS = {"test set": "test set", "variant": "variant", "n": "n", "EPA mean": "EPA mean (meV/atom)",
+              "EPA std": "EPA std", "force mean": "force mean (meV/Å)", "force std": "force std"}
 _SUMMARY_COLS = {"quantity": "quantity", "unit": "unit", "variant": "variant", "n": "n", "mean": "mean",
                  "median": "median", "std": "std", "min": "min", "max": "max"}
 _BASELINE_COLS = {"variant": "variant", "epa_ratio": "EPA mean / base", "force_ratio": "force mean / base",
@@ -204,7 +207,7 @@ def _write(store: Store, out_dir, experiment, baseline, options, keys=None, data
     problems_at = len(doc.blocks)  # the list of problems goes here once all are known
     tables: dict[str, list[pd.DataFrame]] = {k: [] for k in ("overview", "summary", "outliers", "vs_baseline",
                                                              "equal_budget", "time_to_target", "flags",
-                                                             "references")}
+                                                             "references", "test_sets")}
     figures: list[Path] = []
     baselines, targets = {}, {}
     for g in groups:
@@ -254,6 +257,12 @@ def _group_section(doc: Document, g: Group, options: dict, tables: dict, figures
     doc.table(display(vs_base, _BASELINE_COLS))
 
     refs = _references_section(doc, g, references)
+    tests = test_set_table(g)
+    if len(tests):
+        doc.heading(3, "Held-out test sets (best-validation parameters)")
+        doc.para("EPA RMSE in meV/atom and force RMSE in meV/Å on the data's test sets (never used for training, "
+                 "early stopping or choosing the best parameters), mean and std over seeds.")
+        doc.table(display(tests, _TEST_COLS))
 
     budgets = {axis: _option_for(options.get(f"budgets_{axis}"), g) or default_budgets(g, axis)
                for axis in ("seconds", "configs")}
@@ -279,7 +288,8 @@ def _group_section(doc: Document, g: Group, options: dict, tables: dict, figures
         doc.para("No target: no run of this group has a validation EPA.")
 
     for name, df in (("overview", overview), ("summary", summary), ("outliers", outl), ("vs_baseline", vs_base),
-                     ("equal_budget", eq), ("time_to_target", ttt), ("flags", flags), ("references", refs)):
+                     ("equal_budget", eq), ("time_to_target", ttt), ("flags", flags), ("references", refs),
+                     ("test_sets", tests)):
         tables[name].append(df)
     _group_figures(doc, g, options, outl, figures, fig_dir, problems)
 

@@ -51,25 +51,26 @@ def train(objective, settings: TrainSettings, progress: Callable[[str], None] | 
     notes: list[str] = []
     scipy_info: dict = {}
     lr = settings.lr if settings.lr is not None else entry.default_lr
-    try:
+    refine = settings.refine != "none"
+    if refine and not is_step:
+        raise ValueError(f"refine={settings.refine!r} follows an optimizer that takes steps; {settings.optimizer} "
+                         "does not")
+    if refine:
+        tracker.start_phase(settings.budget.scaled(1.0 - settings.refine_fraction))
+
+    def stage():
         if is_step:
             opt = entry.build(**settings.hyper)
             run_steps(tracker, opt, x0, lr, shuffle_rng, perturb_rng)
         else:
             entry.run(tracker, x0, lr, dict(settings.hyper), shuffle_rng, perturb_rng, scipy_info, notes)
-        status, message = RunStatus.CONVERGED, scipy_info.get("message", "converged")
-    except StopRun as stop:
-        status, message = stop.status, stop.message
-    except (ValueError, TypeError):
-        raise  # bad settings: the caller's error, not the optimizer's
-    except Exception as err:  # an engine or optimizer error ends this run only
-        status, message = RunStatus.FAILED, f"{type(err).__name__}: {err}"
-    if "status" in scipy_info and status == RunStatus.CONVERGED:
-        status = scipy_info["status"]
 
-    x_last = tracker.x
-    if is_step and hasattr(tracker, "opt"):
-        x_last = tracker.opt.eval_params(tracker.x, tracker.opt_state)
+    status, message = _guarded(stage, scipy_info)
+    x_last = _last_point(tracker, is_step)
+    if refine and status in _REFINABLE and settings.budget.reason(tracker.configs, tracker.n_train,
+                                                                  tracker.train_seconds()) is None:
+        x_last, status, message = _refine(tracker, settings, x_last, status, message, notes)
+
     if status != RunStatus.DIVERGED or np.all(np.isfinite(x_last)):
         try:
             tracker.evaluate(x_last, final=True)
@@ -86,3 +87,51 @@ def train(objective, settings: TrainSettings, progress: Callable[[str], None] | 
         wall_seconds=time.perf_counter() - t_wall, history=tracker.history,
         nit=scipy_info.get("nit"), nfev=scipy_info.get("nfev"), success=scipy_info.get("success"),
         notes=notes)
+
+
+#: How an optimizer's stage may end for a refinement to follow, while the whole budget
+#: lasts (the stage's share of it ending, "budget", is the normal case).
+_REFINABLE = (RunStatus.CONVERGED, RunStatus.STOPPED, RunStatus.BUDGET)
+
+
+def _guarded(stage: Callable[[], None], scipy_info: dict) -> tuple[RunStatus, str]:
+    """Run an optimizer stage; its (status, message) however it ended. Bad settings
+    (ValueError, TypeError) propagate: they are the caller's error."""
+    try:
+        stage()
+        status, message = RunStatus.CONVERGED, scipy_info.get("message", "converged")
+    except StopRun as stop:
+        status, message = stop.status, stop.message
+    except (ValueError, TypeError):
+        raise
+    except Exception as err:  # an engine or optimizer error ends this run only
+        status, message = RunStatus.FAILED, f"{type(err).__name__}: {err}"
+    if "status" in scipy_info and status == RunStatus.CONVERGED:
+        status = scipy_info.pop("status")
+    return status, message
+
+
+def _last_point(tracker: Tracker, is_step: bool) -> np.ndarray:
+    """The optimizer's current point (a schedule-free method's evaluation point)."""
+    if is_step and hasattr(tracker, "opt"):
+        return tracker.opt.eval_params(tracker.x, tracker.opt_state)
+    return tracker.x
+
+
+def _refine(tracker: Tracker, settings: TrainSettings, x_last: np.ndarray, status: RunStatus, message: str,
+            notes: list[str]) -> tuple[np.ndarray, RunStatus, str]:
+    """The L-BFGS-B refinement stage for the rest of the budget, from the optimizer's last
+    point (its best-validation point when early stopping ended it)."""
+    from optbench.optim.quasi_newton import REGISTRY as QN, lbfgs_options, scipy_minimize
+
+    start = tracker.best_x if status == RunStatus.STOPPED and tracker.best_x is not None else x_last
+    notes.append(f"{settings.optimizer} stage ended after {tracker.steps} steps, {tracker.configs} configurations "
+                 f"({message}); L-BFGS-B refinement from its {'best' if start is not x_last else 'last'} point")
+    tracker.start_phase(None)
+    if hasattr(tracker, "opt"):
+        del tracker.opt  # the refinement's points are L-BFGS-B's own
+    tracker.x = start
+    info: dict = {}
+    status, message = _guarded(
+        lambda: scipy_minimize(tracker, start, "L-BFGS-B", lbfgs_options(QN["lbfgs"].check({})), info), info)
+    return tracker.x, status, f"L-BFGS-B refinement: {message}"

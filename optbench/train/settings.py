@@ -10,6 +10,10 @@ from optbench.optim.budget import Budget
 from optbench.train.schedules import Schedule
 
 
+#: Refinement stages after the optimizer ("lbfgs": SciPy L-BFGS-B, full batch).
+REFINEMENTS = ("none", "lbfgs")
+
+
 @dataclass
 class TrainSettings:
     """Everything that defines a run besides the model and the data.
@@ -24,6 +28,11 @@ class TrainSettings:
       (None: once per epoch for step-based optimizers, every 10 iterations otherwise).
     target_valid_epa: end the run (status "target") at the first evaluation whose
       validation EPA RMSE (eV/atom) is at or below this (time-to-target runs).
+    early_stop: end the optimizer's stage (status "stopped") when the validation EPA RMSE
+      has not improved for this many evaluations (None: never); needs a validation set.
+    refine: "none", or "lbfgs": after the optimizer, an L-BFGS-B refinement on the whole
+      training set (the fine-tuning study's "+ L-BFGS") from the optimizer's last
+      (early-stopped: best) point, for the last `refine_fraction` of every budget limit.
     """
 
     optimizer: str = "adam"
@@ -39,6 +48,9 @@ class TrainSettings:
     perturb_every: int = 0
     eval_every: int | None = None
     target_valid_epa: float | None = None
+    early_stop: int | None = None
+    refine: str = "none"
+    refine_fraction: float = 0.2
 
     def __post_init__(self):
         if self.batch_size is not None and self.batch_size < 1:
@@ -51,6 +63,12 @@ class TrainSettings:
             raise ValueError("perturb_sigma and perturb_every must be >= 0")
         if self.eval_every is not None and self.eval_every < 1:
             raise ValueError(f"eval_every must be >= 1, got {self.eval_every}")
+        if self.early_stop is not None and self.early_stop < 1:
+            raise ValueError(f"early_stop must be >= 1 evaluations, got {self.early_stop}")
+        if self.refine not in REFINEMENTS:
+            raise ValueError(f"refine must be one of {', '.join(REFINEMENTS)}, got {self.refine!r}")
+        if not 0 < self.refine_fraction < 1:
+            raise ValueError(f"refine_fraction must be in (0, 1), got {self.refine_fraction}")
 
     def to_dict(self) -> dict:
         """JSON-ready description of the settings."""

@@ -40,6 +40,8 @@ class Tracker:
         self.last_eval_step = -1
         self.has_valid = getattr(objective, "valid", None) is not None and len(objective.valid) > 0
         self.extra_budget: Budget | None = None  # a phase's own limit (hybrid optimizers)
+        self.early_stop = settings.early_stop if self.has_valid else None
+        self.evals_since_best = 0
 
     def train_seconds(self) -> float:
         """Seconds since the start, less the time spent on evaluations."""
@@ -115,6 +117,9 @@ class Tracker:
         if math.isfinite(score) and score < self.best_score:
             self.best_score, self.best_x, self.best_step = score, x.copy(), self.steps
             self.best_metrics = (train_m, valid_m)
+            self.evals_since_best = 0
+        else:
+            self.evals_since_best += 1
         row = {"step": self.steps, "configs": self.configs, "seconds": self.train_seconds(),
                "loss": self.history.loss[-1] if self.history.loss else None,
                "train_epa_rmse": train_m.epa_rmse, "train_force_rmse": train_m.force_rmse}
@@ -131,6 +136,10 @@ class Tracker:
             if valid_m is not None:
                 msg += f"  valid EPA {1e3 * valid_m.epa_rmse:.3f} meV/atom, F {1e3 * valid_m.force_rmse:.1f} meV/A"
             self.progress(msg)
+        if self.early_stop is not None and self.evals_since_best >= self.early_stop and not final:
+            self.early_stop = None  # once: a refinement stage after it is not stopped again
+            raise StopRun(RunStatus.STOPPED, f"early stopping: validation EPA RMSE not improved in "
+                                             f"{self.evals_since_best} evaluations (best at step {self.best_step})")
         if reached and not final:
             raise StopRun(RunStatus.TARGET, f"validation EPA RMSE {1e3 * valid_m.epa_rmse:.3f} meV/atom reached the "
                                     f"target {1e3 * target:.3f} meV/atom after {self.train_seconds():.2f} s")
