@@ -241,3 +241,28 @@ def test_unknown_element_is_a_clear_error(model64):
         load_foundation({"kind": "sevennet", "model": "/nowhere/no-such.pth"})
     with pytest.raises(FoundationError, match="model = PATH"):
         load_foundation({"kind": "mace"})
+
+
+@requires_shared
+def test_cli_trains_and_saves_a_sevenn_checkpoint(tmp_path, capsys):
+    """`optbench train sevennet DATA ...` fine-tunes SevenNet-0 (readout, float32, Adam then
+    L-BFGS-B) and saves a checkpoint SevenNetCalculator loads; a wrong --save-to extension
+    and a MACE without its file are errors naming the option, before any training."""
+    from optbench.cli import main
+
+    data = str(SNAP / "Mo_Elastic.json")
+    assert main(["train", "mace", data, "--optimizer", "adam", "--save-to", str(tmp_path / "m.model")]) == 2
+    assert "mace:PATH" in capsys.readouterr().err
+    assert main(["train", "sevennet", data, "--optimizer", "adam", "--dtype", "float32",
+                 "--save-to", str(tmp_path / "m.model")]) == 2
+    assert "saved as .pth" in capsys.readouterr().err
+    out = tmp_path / "tuned.pth"
+    assert main(["train", "sevennet", data, "--optimizer", "adam", "--lr", "1e-3", "--batch-size", "4",
+                 "--budget", "evals=24", "--dtype", "float32", "--train-groups", "readout", "--refine", "lbfgs",
+                 "--save-to", str(out), "--threads", "2"]) == 0
+    assert "L-BFGS-B refinement" in capsys.readouterr().err
+    from sevenn.calculator import SevenNetCalculator
+
+    atoms = _rattled_mo()
+    atoms.calc = SevenNetCalculator(str(out), device="cpu")
+    assert np.isfinite(atoms.get_potential_energy())

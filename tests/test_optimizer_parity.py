@@ -362,6 +362,8 @@ BAD = [
     ("schedulefree", {"b1": 1.0}, "b1"),
     ("schedulefree", {"warmup_steps": -1}, "warmup_steps"),
     ("schedulefree", {"weight_lr_power": -2.0}, "weight_lr_power"),
+    ("schedulefree", {"r": -1.0}, "r"),
+    ("schedulefree", {"warmup_convention": "jax"}, "warmup_convention"),
     ("muon", {"beta": 1.0}, "beta"),
     ("muon", {"ns_steps": 0}, "ns_steps"),
     ("muon", {"ns_coeffs": (1.0, 2.0)}, "ns_coeffs"),

@@ -17,6 +17,7 @@ from optbench.cli.arguments import (
     number,
 )
 from optbench.engine import ENGINES, MODEL_KINDS
+from optbench.foundation import DTYPES, FOUNDATION_KINDS
 from optbench.io import (
     atomic_output,
     check_data,
@@ -29,7 +30,7 @@ from optbench.objective import LossWeights, build_objective
 from optbench.optim import REGISTRY, StepEntry, describe
 from optbench.optim.base import STEP_SETTINGS
 from optbench.status import UNSUCCESSFUL, RunStatus
-from optbench.train import Budget, Schedule, TrainSettings, train
+from optbench.train import REFINEMENTS, Budget, Schedule, TrainSettings, train
 
 
 def _parse_hyper(items: list[str]) -> dict:
@@ -59,6 +60,17 @@ def _objective(args, train_set, valid, weights):
     library (POT a potential file or a spec), MLIP-4's Python module (POT its potential
     JSON) or MLIP's mlp program (optimizer native only); built by build_objective as for
     an experiment's run."""
+    foundation = foundation_model(args.potential)
+    if foundation is not None:
+        if args.engine or args.lib:
+            raise ValueError(f"--engine/--lib do not apply to a foundation model ({args.potential})")
+        groups = args.train_groups.split(",") if "," in args.train_groups else args.train_groups
+        model = {**foundation, "dtype": args.dtype, "train_groups": groups, "energy_shift": not args.no_energy_shift}
+        obj = build_objective(model, train_set, valid, weights, args.threads or None)
+        if Path(args.save_to).suffix != obj.potential_suffix:
+            raise ValueError(f"--save-to {args.save_to}: a fine-tuned {obj.kind} model is saved as "
+                             f"{obj.potential_suffix} (the file its package's calculator loads)")
+        return obj
     engine = args.engine or ("capi" if args.lib else "embedded")
     if engine == "capi" and not args.lib:
         raise ValueError("--engine capi needs --lib PATH (a library implementing mlipc.h)")
@@ -75,6 +87,18 @@ def _objective(args, train_set, valid, weights):
     if engine == "embedded":
         check_suffix(args.save_to, obj.kind)  # before training, not after
     return obj
+
+
+def foundation_model(text: str) -> dict | None:
+    """POT as a foundation model: "sevennet" (SevenNet-0), "sevennet:PATH" (a sevenn
+    checkpoint) or "mace:PATH" (a MACE model file) -> the model dict; None for anything
+    else (a potential file or an engine spec)."""
+    kind, _, path = text.partition(":")
+    if kind not in FOUNDATION_KINDS or Path(text).is_file():
+        return None
+    if kind == "mace" and not path:
+        raise ValueError("mace needs its model file: mace:PATH (nothing is downloaded)")
+    return {"kind": kind, "model": path or "7net-0"}
 
 
 def _perturbation(text: str | None) -> tuple[float, int]:
@@ -124,7 +148,8 @@ def _settings(args) -> TrainSettings:
         optimizer=args.optimizer, hyper=hyper, lr=args.lr, batch_size=args.batch_size,
         clip=args.clip, schedule=parsed["--schedule"], budget=parsed["--budget"],
         seed=args.seed, init_interval=args.init_interval, perturb_sigma=sigma,
-        perturb_every=every, eval_every=args.eval_every)
+        perturb_every=every, eval_every=args.eval_every, early_stop=args.early_stop, refine=args.refine,
+        refine_fraction=args.refine_fraction)
 
 
 def cmd_train(args) -> int:
@@ -183,7 +208,8 @@ def register(sub) -> None:
     """The subcommands train and optimizers."""
     sp = sub.add_parser("train", help="one training run with any optimizer (like mlp train)")
     sp.add_argument("potential", help="initial potential: .mtp/.almtp/.json file or a spec such as 'mtp level=8' "
-                    "or 'etn shape=1;6;3 ranks=1;1'")
+                    "or 'etn shape=1;6;3 ranks=1;1'; or a foundation model to fine-tune: 'sevennet' "
+                    "(SevenNet-0), 'sevennet:CHECKPOINT', 'mace:MODEL_FILE'")
     sp.add_argument("configs", help="training data")
     sp.add_argument("--optimizer", required=True, help="name from `optbench optimizers`")
     sp.add_argument("--hyper", nargs="*", metavar="NAME=VALUE", help="hyperparameters of the optimizer")
@@ -198,6 +224,19 @@ def register(sub) -> None:
                          "POT is a potential file, the engine's defaults for a spec")
     sp.add_argument("--perturb", metavar="SIGMA,EVERY", help="Gaussian parameter noise every EVERY steps")
     sp.add_argument("--eval-every", type=integer(1), help="steps between metric evaluations")
+    sp.add_argument("--early-stop", type=integer(1), metavar="N",
+                    help="end the optimizer when the validation EPA has not improved for N evaluations")
+    sp.add_argument("--refine", choices=list(REFINEMENTS), default="none",
+                    help="lbfgs: L-BFGS-B on the whole training set after a step optimizer (default none)")
+    sp.add_argument("--refine-fraction", type=number(above=0, below=1), default=0.2,
+                    help="share of every budget limit the refinement gets (default 0.2)")
+    foundation = sp.add_argument_group("foundation models (POT sevennet, sevennet:PATH, mace:PATH)")
+    foundation.add_argument("--dtype", choices=list(DTYPES), default="float64",
+                            help="the network's float type (default float64; float32 is several times faster)")
+    foundation.add_argument("--train-groups", default="all",
+                            help="all (default), or some of embedding,interactions,readout (comma-separated)")
+    foundation.add_argument("--no-energy-shift", action="store_true",
+                            help="do not fit the per-element energy reference before training")
     held_out = sp.add_mutually_exclusive_group()
     held_out.add_argument("--valid", help="validation data file")
     held_out.add_argument("--valid-fraction", type=number(above=0, below=1),

@@ -47,7 +47,7 @@ def describe() -> str:
             lr = f"  (default lr {e.default_lr:g})" if isinstance(e, Entry) or e.uses_lr else ""
             lines.append(f"  {name:<14s} {e.doc}{lr}")
             for h, spec in e.hypers.items():
-                lines.append(f"      {h:<16s} = {spec.default!r:<12}  {spec.help}")
+                lines.append(f"      {h:<17s} = {spec.default!r:<12}  {spec.help}")
     return "\n".join(lines)
 
 

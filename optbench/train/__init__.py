@@ -17,7 +17,7 @@ from optbench.optim.budget import Budget
 from optbench.train.result import History, RunResult
 from optbench.train.run import train
 from optbench.train.schedules import Schedule
-from optbench.train.settings import TrainSettings
+from optbench.train.settings import REFINEMENTS, TrainSettings
 from optbench.train.tracker import Tracker
 
-__all__ = ["train", "TrainSettings", "Schedule", "Budget", "Tracker", "History", "RunResult"]
+__all__ = ["train", "TrainSettings", "REFINEMENTS", "Schedule", "Budget", "Tracker", "History", "RunResult"]
