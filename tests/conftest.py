@@ -87,3 +87,20 @@ def random_potential(engine, level=8, species=2, seed=0, scale=0.3, max_dist=5.0
     x[g["moment"]] = 0.05 * rng.standard_normal(g["moment"].stop - g["moment"].start)
     pot.set_params(x)
     return pot
+
+
+@pytest.fixture(scope="module")
+def agpd_split():
+    """24 training and 12 validation configurations of the generated Ag-Pd EMT set."""
+    from optbench.io.generator import generate_agpd_split
+    return generate_agpd_split(24, 12, seed=5)
+
+
+@pytest.fixture
+def objective(engine, agpd_split):
+    """A level-8 MTP on agpd_split (stress weight 0): the training loop's test objective."""
+    from optbench.objective import EngineObjective, LossWeights
+
+    train_set, valid = agpd_split
+    pot = engine.potential_from_spec("mtp level=8 species=2 min_dist=2.0 max_dist=5.0")
+    return EngineObjective(engine, pot, train_set, valid, LossWeights(stress=0.0))

@@ -12,8 +12,6 @@ import pytest
 
 from optbench.experiments import load_experiment
 from optbench.experiments.values import ExperimentError
-from test_train import agpd_split, objective  # noqa: F401 - the same MTP-8 on 24 Ag-Pd configurations
-
 from optbench.io import load_data, load_tests, write_cfg
 from optbench.train import Budget, TrainSettings, train
 

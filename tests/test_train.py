@@ -22,17 +22,7 @@ from optbench.train.schedules import Schedule
 from optbench.train import TrainSettings, train
 
 
-@pytest.fixture(scope="module")
-def agpd_split():
-    from optbench.io.generator import generate_agpd_split
-    return generate_agpd_split(24, 12, seed=5)
-
-
-@pytest.fixture
-def objective(engine, agpd_split):
-    train_set, valid = agpd_split
-    pot = engine.potential_from_spec("mtp level=8 species=2 min_dist=2.0 max_dist=5.0")
-    return EngineObjective(engine, pot, train_set, valid, LossWeights(stress=0.0))
+# agpd_split and objective (an MTP-8 on 24 + 12 Ag-Pd configurations): tests/conftest.py
 
 
 # Gauss-Newton methods charge a pass over the set for every J v and J^T u: one of their

@@ -29,6 +29,22 @@ _TO_PLUS_ORDER = [0, 1, 2, 4, 5, 3]
 _DTYPES = ("float64", "float32")
 
 
+def cast_onehot(module, dtype) -> None:
+    """Make every one-hot embedding of a sevenn module give `dtype` (sevenn 0.13's
+    OnehotEmbedding casts with .float()): a forward hook on each."""
+    from sevenn.nn.node_embedding import OnehotEmbedding
+
+    def cast(_mod, _inp, out):
+        for key, value in out.items():
+            if hasattr(value, "is_floating_point") and value.is_floating_point() and value.dtype != dtype:
+                out[key] = value.to(dtype)
+        return out
+
+    for sub in module.modules():
+        if isinstance(sub, OnehotEmbedding):
+            sub.register_forward_hook(cast)
+
+
 class SevenNetModel:
     """A SevenNet model ready to be fine-tuned (optbench.foundation.base.FoundationModel).
 
@@ -65,28 +81,13 @@ class SevenNetModel:
         self.dtype = getattr(torch, dtype)
         module = module.to(self.dtype)
         module.set_is_batch_data(True)
-        self._cast_onehot(module)
+        cast_onehot(module, self.dtype)
         self.module = module
         config = self._checkpoint.config
         self.cutoff = float(config["cutoff"])
         self.type_map = dict(module.type_map)
         self.elements = tuple(sorted(int(z) for z in self.type_map))
         self._torch = torch
-
-    def _cast_onehot(self, module) -> None:
-        from sevenn.nn.node_embedding import OnehotEmbedding
-
-        dtype = self.dtype
-
-        def cast(_mod, _inp, out):
-            for key, value in out.items():
-                if hasattr(value, "is_floating_point") and value.is_floating_point() and value.dtype != dtype:
-                    out[key] = value.to(dtype)
-            return out
-
-        for sub in module.modules():
-            if isinstance(sub, OnehotEmbedding):
-                sub.register_forward_hook(cast)
 
     def graph(self, numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray | None):
         """sevenn's AtomGraphData of one configuration: the neighbour pairs within the
@@ -120,8 +121,9 @@ class SevenNetModel:
         from torch_geometric.data import Batch
 
         torch = self._torch
-        # The model writes its outputs into the batch object: a fresh batch every call.
-        batch = Batch.from_data_list([g.clone() for g in graphs])
+        # The model writes its outputs into the batch: collation makes a fresh one every
+        # call (it copies every tensor, even of one graph), so the stored graphs stay clean.
+        batch = Batch.from_data_list(graphs)
         self.module.train(training)
         with default_dtype(self.dtype):
             out = self.module(batch)

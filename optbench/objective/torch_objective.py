@@ -219,10 +219,11 @@ class TorchObjective:
             terms = self._terms(self._train, part, training=True)
             terms.backward()
             total += float(terms.detach())
-        g = np.concatenate([(p.grad if p.grad is not None else self._torch.zeros_like(p)).reshape(-1)
-                            .to(self._torch.float64).numpy() for p in self._params])
+        g = self._torch.cat([(p.grad if p.grad is not None else self._torch.zeros_like(p)).reshape(-1)
+                             for p in self._params]).to(self._torch.float64).numpy()
+        g /= idx.size
         self.configs_evaluated += idx.size
-        return total / idx.size, g / idx.size
+        return total / idx.size, g
 
     def _loss_on(self, split: _Split, idx: np.ndarray) -> float:
         return sum(float(self._terms(split, part, training=False)) for part in split.chunks(idx)) / idx.size
