@@ -232,7 +232,7 @@ def register(sub) -> None:
                     help="share of every budget limit the refinement gets (default 0.2)")
     foundation = sp.add_argument_group("foundation models (POT sevennet, sevennet:PATH, mace:PATH)")
     foundation.add_argument("--dtype", choices=list(DTYPES), default="float64",
-                            help="the network's float type (default float64; float32 is several times faster)")
+                            help="the network's float type (default float64; float32 is about 2x faster)")
     foundation.add_argument("--train-groups", default="all",
                             help="all (default), or some of embedding,interactions,readout (comma-separated)")
     foundation.add_argument("--no-energy-shift", action="store_true",
