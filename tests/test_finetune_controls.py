@@ -146,3 +146,21 @@ def test_shipped_finetune_experiments_load(shared_path):
     assert sorted(data["tests"]) == ["mo_test", "surface"]
     demo = load_experiment(root / "finetune_demo.toml")
     assert len(demo.runs) == 6 and demo.runs[0].data["n_train"] == 20
+
+
+def test_held_out_test_set_metrics_reach_the_record(tmp_path):
+    """A run whose test set is its validation file records test metrics equal to its
+    validation metrics (last and best parameters, to 1e-12), and a worker reads the test
+    sets once (cached like the training data)."""
+    from optbench.experiments.execute import execute_run, load_test_sets
+
+    _cfg_files(tmp_path)
+    path = _experiment(tmp_path, "[models.m]\nlevel = 4",
+                       '[data.d]\ntrain = "a.cfg"\nvalid = "b.cfg"\ntests = { held = "b.cfg" }')
+    spec = load_experiment(path).runs[0]
+    record = execute_run(spec.to_dict())
+    held = record["tests"]["held"]
+    for which, split in (("last", "valid"), ("best", "best_valid")):
+        for block in ("energy_per_atom", "forces"):
+            assert held[which][block]["rmse"] == pytest.approx(record[split][block]["rmse"], rel=1e-12)
+    assert load_test_sets(spec.data, ["Ag", "Pd"]) is load_test_sets(spec.data, ["Ag", "Pd"])

@@ -31,7 +31,7 @@ from optbench.objective import LossWeights, build_objective
 from optbench.status import RunStatus
 from optbench.train import train
 
-_DATA_CACHE: dict[str, tuple] = {}
+_DATA_CACHE: dict[str, object] = {}  # load_data and load_test_sets results
 
 
 def failed_record(message: str, wall_seconds: float | None = None) -> dict:
@@ -51,6 +51,15 @@ def load_data(data: dict):
     cache_key = json.dumps(data, sort_keys=True)
     if cache_key not in _DATA_CACHE:
         _DATA_CACHE[cache_key] = read_data(data)
+    return _DATA_CACHE[cache_key]
+
+
+def load_test_sets(data: dict, species: list[str] | None) -> dict:
+    """The held-out test sets of a data dict (optbench.io.load_tests), cached per process
+    like load_data."""
+    cache_key = json.dumps(["tests", data.get("tests"), data.get("format"), species], sort_keys=True)
+    if cache_key not in _DATA_CACHE:
+        _DATA_CACHE[cache_key] = load_tests(data, species)
     return _DATA_CACHE[cache_key]
 
 
@@ -76,8 +85,8 @@ def _test_metrics(objective, result, tests: dict, notes: list) -> dict:
         return {}
     out = {}
     for label, data in tests.items():
-        out[label] = {which: objective.evaluate_data(x, data).to_dict()
-                      for which, x in (("last", result.x), ("best", result.x_best))}
+        last, best = objective.evaluate_data([result.x, result.x_best], data)
+        out[label] = {"last": last.to_dict(), "best": best.to_dict()}
     return out
 
 
@@ -96,7 +105,7 @@ def execute_run(spec_dict: dict, progress: Callable[[str], None] | None = None) 
         objective = build_objective(spec.model, train_set, valid, LossWeights(**spec.weights), spec.threads)
         result = train(objective, settings, progress=progress)
         record = result.to_dict()
-        tests = load_tests(spec.data, train_set.species)
+        tests = load_test_sets(spec.data, train_set.species)
         if tests and result.status != RunStatus.FAILED:
             record["tests"] = _test_metrics(objective, result, tests, record.setdefault("notes", []))
         if result.status != RunStatus.FAILED or result.steps:

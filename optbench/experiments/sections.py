@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from optbench.engine import ENGINES, MODEL_KINDS, check_etn_model
-from optbench.foundation import DTYPES, FOUNDATION_KINDS, GROUPS
+from optbench.foundation import DTYPES, FOUNDATION_KINDS, train_group_names
 from optbench.experiments.toml_lines import KeyPath
 from optbench.experiments.values import (
     _check_keys,
@@ -153,11 +153,12 @@ def _foundation_model(ctx: _Context, path: KeyPath, t: dict, kind: str) -> dict[
         raise ctx.error(path + ("dtype",), f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     model["dtype"] = dtype
     groups = t.get("train_groups", "all")
-    names = [groups] if isinstance(groups, str) else _string_list(ctx, path + ("train_groups",), groups)
-    for g in names:
-        if g not in ("all",) + GROUPS or (g == "all" and len(names) > 1):
-            raise ctx.error(path + ("train_groups",), f"unknown parameter group {g!r}: give \"all\" or some of "
-                                                      f"{', '.join(GROUPS)}")
+    if not isinstance(groups, str):
+        groups = _string_list(ctx, path + ("train_groups",), groups)
+    try:
+        train_group_names(groups)
+    except ValueError as err:
+        raise ctx.error(path + ("train_groups",), str(err)) from None
     model["train_groups"] = groups
     shift = t.get("energy_shift", True)
     if not isinstance(shift, bool):

@@ -8,13 +8,13 @@ optional extra ``optbench[foundation]``.
 
 from __future__ import annotations
 
-from optbench.foundation.base import GROUPS, FoundationError, FoundationModel
+from optbench.foundation.base import DTYPES, GROUPS, FoundationError, FoundationModel, train_group_names
 
 #: Model kinds of experiment files and the command line, and the setting that names the weights.
 FOUNDATION_KINDS = ("sevennet", "mace")
-DTYPES = ("float64", "float32")
 
-__all__ = ["DTYPES", "FOUNDATION_KINDS", "GROUPS", "FoundationError", "FoundationModel", "load_foundation"]
+__all__ = ["DTYPES", "FOUNDATION_KINDS", "GROUPS", "FoundationError", "FoundationModel", "load_foundation",
+           "train_group_names"]
 
 
 def load_foundation(model: dict):

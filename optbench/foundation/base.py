@@ -15,8 +15,24 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-#: Parameter groups every adapter names (``train = "readout"`` trains only the last).
+#: Parameter groups every adapter names (``train_groups = "readout"`` trains only the last).
 GROUPS = ("embedding", "interactions", "readout")
+#: The float types a model may compute in (the optimizers' vector is float64 either way).
+DTYPES = ("float64", "float32")
+
+
+def train_group_names(value) -> tuple[str, ...] | None:
+    """The groups a ``train_groups`` setting names: None for "all" (every parameter), else
+    the tuple of one or more GROUPS; ValueError naming an unknown group (or "all" in a list)."""
+    if value in (None, "all"):
+        return None
+    names = (value,) if isinstance(value, str) else tuple(value)
+    for g in names:
+        if g not in GROUPS:
+            raise ValueError(f"unknown parameter group {g!r}: give \"all\" or some of {', '.join(GROUPS)}")
+    if not names:
+        raise ValueError(f"no parameter group: give \"all\" or some of {', '.join(GROUPS)}")
+    return names
 
 
 class FoundationError(ValueError):

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from optbench.foundation.base import FoundationError, default_dtype, import_torch
+from optbench.foundation.base import DTYPES, FoundationError, default_dtype, import_torch
 
-_DTYPES = ("float64", "float32")
 # Top-level submodules of mace.modules.MACE by group; anything else (node_embedding,
 # radial_embedding, spherical_harmonics, pair_repulsion_fn, joint_embedding, ...) acts
 # before message passing and counts as embedding.
@@ -64,8 +63,8 @@ class MaceModel:
         torch = import_torch("mace")
         self._mace, self._tg = _import_mace()
         name = str(dtype).removeprefix("torch.")
-        if name not in _DTYPES:
-            raise FoundationError(f"mace model dtype {dtype!r}: use one of {', '.join(_DTYPES)}")
+        if name not in DTYPES:
+            raise FoundationError(f"mace model dtype {dtype!r}: use one of {', '.join(DTYPES)}")
         try:
             self.device = torch.device(device)
         except (RuntimeError, TypeError) as err:

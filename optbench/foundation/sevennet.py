@@ -20,13 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from optbench.foundation.base import FoundationError, default_dtype, import_torch
+from optbench.foundation.base import DTYPES, FoundationError, default_dtype, import_torch
 
 #: Models shipped inside the sevenn wheel that load offline.
 PRETRAINED = ("7net-0",)
 #: sevenn's stress order xx yy zz xy yz zx -> PlusStress order xx yy zz yz xz xy
 _TO_PLUS_ORDER = [0, 1, 2, 4, 5, 3]
-_DTYPES = ("float64", "float32")
 
 
 def cast_onehot(module, dtype) -> None:
@@ -62,8 +61,8 @@ class SevenNetModel:
         except ImportError:
             raise FoundationError("model kind 'sevennet' needs the sevenn package: "
                                   "pip install 'mlip-optbench[foundation]'") from None
-        if dtype not in _DTYPES:
-            raise FoundationError(f"dtype {dtype!r}: expected one of {', '.join(_DTYPES)}")
+        if dtype not in DTYPES:
+            raise FoundationError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
         self.source = str(source)
         if self.source in PRETRAINED:
             path = pretrained_name_to_path(self.source)

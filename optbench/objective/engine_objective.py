@@ -11,7 +11,7 @@ import numpy as np
 
 from optbench.io import DataSet
 from optbench.metrics import Metrics, compute_metrics
-from optbench.objective.protocol import LossWeights, perturbed_start
+from optbench.objective.protocol import VOIGT_MULTIPLICITY, LossWeights, perturbed_start
 
 
 class EngineObjective:
@@ -182,8 +182,7 @@ class EngineObjective:
             eE = np.sqrt(w[:, 0] / n) * np.isfinite(labels["energies"])
             atoms = np.array([c.n_atoms for c in data.configs])
             eF = np.repeat(np.sqrt(w[:, 1] / n), 3 * atoms) * np.isfinite(labels["forces"])
-            voigt = np.array([1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
-            eS = (np.sqrt(np.outer(w[:, 2] / n, voigt)).ravel()) * np.isfinite(labels["stresses"])
+            eS = (np.sqrt(np.outer(w[:, 2] / n, VOIGT_MULTIPLICITY)).ravel()) * np.isfinite(labels["stresses"])
             self._scales = (eE, eF, eS)
             self._labels = tuple(np.nan_to_num(labels[k]) for k in ("energies", "forces", "stresses"))
             # the same, flat in residual order, and where each configuration's force rows start
@@ -272,11 +271,15 @@ class EngineObjective:
         data, _ = self._split(split)
         return compute_metrics(data.configs, *self.predict(x, split))
 
-    def evaluate_data(self, x: np.ndarray, data: DataSet) -> Metrics:
-        """MLIP's error metrics of parameters x on another data set (a held-out test set)."""
+    def evaluate_data(self, xs: list[np.ndarray], data: DataSet) -> list[Metrics]:
+        """MLIP's error metrics of each parameter vector of `xs` on another data set (a
+        held-out test set), whose neighbour data are built once."""
         ds = self.engine.dataset(data, self.potential.cutoff)
-        self._set(x)
-        return compute_metrics(data.configs, *self.engine.predict(self.potential, ds))
+        out = []
+        for x in xs:
+            self._set(x)
+            out.append(compute_metrics(data.configs, *self.engine.predict(self.potential, ds)))
+        return out
 
     def load_potential_file(self, path: str | os.PathLike) -> np.ndarray:
         """Adopt a potential file written by another trainer (MLIP's mlp train) for this

@@ -47,6 +47,11 @@ class Objective(Protocol):
         """Write the potential with parameters x as a file its engine reads."""
 
 
+#: How often each PlusStress component (xx yy zz yz xz xy) occurs in the 3x3 tensor: the
+#: factors of the loss's Frobenius norm |S - S*|_F^2.
+VOIGT_MULTIPLICITY = np.array([1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
+
+
 @dataclass(frozen=True)
 class LossWeights:
     """MLIP's loss weights: energy_weight, force_weight, stress_weight, and how they are

@@ -24,14 +24,13 @@ import warnings
 
 import numpy as np
 
-from optbench.foundation.base import GROUPS
+from optbench.foundation.base import train_group_names
 from optbench.io import DataSet
 from optbench.metrics import Metrics, compute_metrics
-from optbench.objective.protocol import LossWeights, perturbed_start
+from optbench.objective.protocol import VOIGT_MULTIPLICITY, LossWeights, perturbed_start
 
 #: Atoms per forward pass: bounds the memory of a batch's autograd graph.
 MAX_ATOMS_PER_PASS = 432
-_VOIGT_FACTOR = np.array([1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
 
 
 def _numbers(data: DataSet, name: str) -> list[np.ndarray]:
@@ -49,14 +48,9 @@ def _numbers(data: DataSet, name: str) -> list[np.ndarray]:
 
 def select_parameters(groups: dict[str, list[str]], train_groups) -> set[str]:
     """The parameter names `train_groups` selects: "all", one group name or a list of
-    them (optbench.foundation.base.GROUPS); ValueError naming an unknown group."""
-    if train_groups in (None, "all"):
-        return {n for names in groups.values() for n in names}
-    chosen = [train_groups] if isinstance(train_groups, str) else list(train_groups)
-    for g in chosen:
-        if g not in GROUPS:
-            raise ValueError(f"train_groups: unknown group {g!r}; known: all, {', '.join(GROUPS)}")
-    return {n for g in chosen for n in groups[g]}
+    them (optbench.foundation.base.train_group_names); ValueError naming an unknown group."""
+    chosen = train_group_names(train_groups)
+    return {n for g in (chosen or groups) for n in groups[g]}
 
 
 class _Split:
@@ -90,14 +84,16 @@ class _Split:
                        for c in data.configs]
         self.stress = torch.tensor(np.array([c.stress if c.stress is not None else np.full(6, np.nan)
                                              for c in data.configs]), dtype=dt)
-        # weights with a missing label's weight set to 0, and NaN labels made 0 (never used)
+        # weights with a missing label's weight set to 0 (per_config already does it for
+        # stresses), and NaN labels made 0 (never used)
         wE = np.where(np.isfinite(self.energy.numpy()), w[:, 0], 0.0)
-        wS = np.where(np.all(np.isfinite(self.stress.numpy()), axis=1), w[:, 2], 0.0)
-        self.wE, self.wS = torch.tensor(wE, dtype=dt), torch.tensor(wS, dtype=dt)
+        self.wE, self.wS = torch.tensor(wE, dtype=dt), torch.tensor(w[:, 2], dtype=dt)
         self.wF = [torch.tensor(w[k, 1] if torch.isfinite(f).all() else 0.0, dtype=dt)
                    for k, f in enumerate(self.forces)]
         self.energy = torch.nan_to_num(self.energy)
-        self.stress = torch.nan_to_num(self.stress) * torch.tensor(_VOIGT_FACTOR, dtype=dt).sqrt()
+        # the stress terms as sums of squares: components scaled by sqrt(multiplicity)
+        self.voigt_sqrt = torch.tensor(np.sqrt(VOIGT_MULTIPLICITY), dtype=dt)
+        self.stress = torch.nan_to_num(self.stress) * self.voigt_sqrt
         self.forces = [torch.nan_to_num(f) for f in self.forces]
 
     def __len__(self) -> int:
@@ -195,8 +191,7 @@ class TorchObjective:
         f_ref = torch.cat([split.forces[k] for k in idx])
         w_atoms = torch.cat([split.wF[k].expand(split.n_atoms[k]) for k in idx])
         total = total + (w_atoms * ((forces - f_ref) ** 2).sum(dim=1)).sum()
-        scaled = virial * torch.tensor(_VOIGT_FACTOR, dtype=virial.dtype).sqrt()
-        total = total + (split.wS[ti] * ((scaled - split.stress[ti]) ** 2).sum(dim=1)).sum()
+        total = total + (split.wS[ti] * ((virial * split.voigt_sqrt - split.stress[ti]) ** 2).sum(dim=1)).sum()
         return total
 
     def _indices(self, batch) -> np.ndarray:
@@ -270,11 +265,15 @@ class TorchObjective:
         """MLIP's error metrics of parameters x on a split."""
         return compute_metrics(self._split(split).data.configs, *self.predict(x, split))
 
-    def evaluate_data(self, x: np.ndarray, data: DataSet) -> Metrics:
-        """MLIP's error metrics of parameters x on another data set (a held-out test set)."""
+    def evaluate_data(self, xs: list[np.ndarray], data: DataSet) -> list[Metrics]:
+        """MLIP's error metrics of each parameter vector of `xs` on another data set (a
+        held-out test set), whose graphs are built once."""
         split = _Split(self.model, data, self.weights, "test")
-        self._set(x)
-        return compute_metrics(data.configs, *self._predict_split(split))
+        out = []
+        for x in xs:
+            self._set(x)
+            out.append(compute_metrics(data.configs, *self._predict_split(split)))
+        return out
 
     def _fit_energy_shift(self) -> dict[str, float]:
         """The per-element shift (eV per atom) minimising the weighted squared energy
