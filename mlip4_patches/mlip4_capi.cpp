@@ -15,6 +15,8 @@
 //   * mlipc_linear_system and mlipc_linear_design (MLIP-4 exposes no normal equations of
 //     its loss and declares no linear block);
 //   * mlipc_jt_product (MLIP-4's LossFunction takes no outside seeds for its adjoint).
+//   * mlipc_dataset_update_positions (MLIP-4 keeps no pair list to move: create a new
+//     data set).
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -727,6 +729,21 @@ MLIPC_API int mlipc_dataset_set_labels(mlipc_dataset* ds, const double* energies
         // Loss objects hold the old labels.
         for (auto& e : ds->single) e = LossEntry{};
         ds->whole = LossEntry{};
+    });
+}
+
+// Moving the atoms of a data set: MLIP-4 builds its neighbour lists itself from the
+// configuration records, so there are no stored pair vectors to recompute.  The
+// arguments are checked as the engine checks them (ds, positions; cells may be NULL
+// when no configuration is periodic), then MLIPC_ERR_UNSUPPORTED.  Callers (the ASE
+// calculator) look the function up and create a new data set on this answer.
+MLIPC_API int mlipc_dataset_update_positions(mlipc_dataset* ds, const double* cells, const double* positions) {
+    (void)cells;
+    return guarded(MLIPC_ERR_INTERNAL, [&] {
+        need(ds, "ds");
+        need(positions, "positions");
+        throw unsupported("mlipc_dataset_update_positions is not available in the MLIP-4 shim: MLIP-4 builds its "
+                          "own neighbour lists from each configuration; create a new data set instead");
     });
 }
 

@@ -94,6 +94,36 @@ int mlipc_dataset_create(int64_t n_cfg, const int64_t* n_atoms, const double* ce
  * configuration).  NULL leaves that label missing; NaN marks one missing entry. */
 int mlipc_dataset_set_labels(mlipc_dataset* ds, const double* energies,
                              const double* forces, const double* stresses);
+/* Move the atoms of every configuration, keeping the neighbour list: the SAME atoms
+ * (count, order, types) at new positions (3 per atom, all configurations, as in
+ * mlipc_dataset_create) in new cells (9 per configuration, rows = lattice vectors;
+ * ignored for molecules, and cells may be NULL when no configuration is periodic).
+ * Each stored pair's vector is recomputed as r_j + n . cell - r_i with the integer
+ * lattice image n it was found with at creation (not stored: recovered exactly from the
+ * stored vector and the positions and cell it was computed from); no pair is added or
+ * dropped, so positions are NOT to be wrapped back into the cell in between (a pair
+ * keeps its image only while the coordinates of its atoms change continuously).
+ * Updating to the creation's geometry reproduces its vectors bit for bit.  Labels stay
+ * as they were.  The caller guarantees that the list is still complete: every pair now
+ * closer than the potential's cutoff rc was closer than the data set's cutoff at
+ * creation.
+ * That holds when the data set was created with cutoff rc + skin and, with
+ * F = cell_0^-1 cell the cell's deformation since creation (cell_0, r0: the geometry at
+ * creation) and d_i = r_i - r0_i F each atom's move relative to it,
+ *     2 max_i |d_i| + (1 - sigma_min(F)) (rc + skin) <= skin
+ * (sigma_min: the smallest singular value; a pair with |v0| >= rc + skin has
+ * |v| >= sigma_min |v0| - 2 max|d| >= rc).  The call cannot check this.
+ * Cost: two passes over the stored pairs (check, then write), no neighbour search;
+ * every data set keeps its atoms' positions for this, 24 bytes an atom next to the
+ * list's 28 bytes a pair, and the call itself uses 12 bytes a pair of scratch memory
+ * until it returns (engine/README.md "Neighbour lists").  Errors: NULL ds or positions,
+ * or NULL cells with a periodic configuration: MLIPC_ERR_ARGUMENT; a non-finite position
+ * or cell entry: MLIPC_ERR_NUMERIC; two atoms (or images) at the same point, a
+ * zero-volume cell: MLIPC_ERR_DATA; on any error the data set is unchanged.  Added
+ * after ABI version 1 without a bump (a new symbol breaks no caller): a caller that must
+ * run on an older implementation looks the symbol up and otherwise creates a new data
+ * set. */
+int mlipc_dataset_update_positions(mlipc_dataset* ds, const double* cells, const double* positions);
 void mlipc_dataset_free(mlipc_dataset* ds);
 int mlipc_dataset_size(const mlipc_dataset* ds, int64_t* n_cfg, int64_t* n_atoms,
                        int64_t* n_pairs);

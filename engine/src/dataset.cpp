@@ -18,6 +18,17 @@ Vec3 cross(const double* a, const double* b) {
     return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]};
 }
 
+// r_j + n . L - r_i for the lattice image n (rows of L = lattice vectors).  Building and
+// update_positions share it, so that updating to the build's own positions reproduces
+// the built vectors bit for bit.
+inline void image_vector(const double* ri, const double* rj, const double* L, const int32_t* n, double* v) {
+    for (int e = 0; e < 3; ++e) v[e] = (rj[e] - ri[e]) + n[0] * L[e] + n[1] * L[3 + e] + n[2] * L[6 + e];
+}
+
+std::string where(int64_t k, int64_t i) {
+    return "configuration " + std::to_string(k) + ", atom " + std::to_string(i);
+}
+
 // Appends the neighbours of every atom of one configuration.  For a periodic cell the
 // lattice shifts n (integer triple) needed for a pair are bounded per direction by
 // |frac_j - frac_i + n_d| * h_d <= cutoff, h_d the spacing between lattice planes, so
@@ -80,9 +91,9 @@ void neighbours_of_config(Dataset& ds, int64_t k, const double* pos, double rc) 
             for (int n0 = lo[0]; n0 <= hi[0]; ++n0)
                 for (int n1 = lo[1]; n1 <= hi[1]; ++n1)
                     for (int n2 = lo[2]; n2 <= hi[2]; ++n2) {
+                        const int32_t shift[3] = {n0, n1, n2};
                         double v[3];
-                        for (int e = 0; e < 3; ++e)
-                            v[e] = d0[e] + n0 * L[e] + n1 * L[3 + e] + n2 * L[6 + e];
+                        image_vector(ri, rj, L, shift, v);
                         double r2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
                         if (r2 >= rc2) continue;
                         if (r2 < 1e-20) {
@@ -144,6 +155,8 @@ Dataset build_dataset(int64_t n_cfg, const int64_t* n_atoms, const double* cells
                                  std::to_string(a - ds.atom_offset[k]) + ": non-finite position");
             }
     }
+    // Kept for update_positions, which recovers each pair's lattice image from them.
+    ds.positions.assign(positions, positions + 3 * na);
     ds.pair_offset.assign(na + 1, 0);
     for (int64_t k = 0; k < n_cfg; ++k) neighbours_of_config(ds, k, positions, cutoff);
     ds.nbr.shrink_to_fit();
@@ -176,6 +189,127 @@ void set_labels(Dataset& ds, const double* energies, const double* forces, const
         }
         ds.has_stress[k] = ok;
     }
+}
+
+namespace {
+
+// Columns of the inverse of L (rows = lattice vectors), as rows: inv[3d..3d+2] =
+// (L_{d+1} x L_{d+2}) / vol, so that the fractional coordinates of a vector s are
+// f_d = inv_d . s (s = f . L).  Returns vol.
+double inverse_rows(const double* L, double* inv) {
+    const Vec3 c[3] = {cross(L + 3, L + 6), cross(L + 6, L), cross(L, L + 3)};
+    const double vol = L[0] * c[0].x + L[1] * c[0].y + L[2] * c[0].z;
+    for (int d = 0; d < 3; ++d) {
+        inv[3 * d] = c[d].x / vol;
+        inv[3 * d + 1] = c[d].y / vol;
+        inv[3 * d + 2] = c[d].z / vol;
+    }
+    return vol;
+}
+
+// The integer lattice image n of a stored pair, from its vector v = fl(r_j + n . L - r_i)
+// (image_vector), the positions ri, rj and the cell L it was computed from, as
+// n_d = round(inv_d . (v - (r_j - r_i))).  Exact: r_j - r_i is recomputed from the same
+// stored doubles by the same operation, so it is the very d image_vector added to; v
+// then differs from d + n . L by image_vector's rounding (six operations, each within
+// u = 1.1e-16 relative), at most ~6u (|d| + sum_e |n_e| |L_e|), and the subtraction
+// adds u |v - d|.  inv_d has norm 1/h_d (h_d: the spacing of the lattice planes d) and
+// is itself computed to a few u relative, so inv_d . (v - d) is n_d to within about
+// 1e-15 (|d| + sum_e |n_e| |L_e|) / h_d + 1e-15 |n_d|: ~1e-13 for coordinates and
+// cells of 10-100 A with h_d of a few A, far below 1/2, so rounding gives n_d exactly
+// unless the cell is degenerate (h_d below ~1e-14 of the coordinates).  Creation and
+// update reject zero-volume cells; as a guard against a numerically degenerate one, a
+// value more than 1e-6 from an integer is refused (data_error) rather than rounded.
+bool recover_image(const double* ri, const double* rj, const double* inv, const double* v, int32_t* n) {
+    const double s[3] = {v[0] - (rj[0] - ri[0]), v[1] - (rj[1] - ri[1]), v[2] - (rj[2] - ri[2])};
+    for (int d = 0; d < 3; ++d) {
+        const double f = inv[3 * d] * s[0] + inv[3 * d + 1] * s[1] + inv[3 * d + 2] * s[2];
+        const double r = std::nearbyint(f);
+        if (!(std::fabs(f - r) <= 1e-6) || !(std::fabs(r) < 1e9)) return false;
+        n[d] = int32_t(r);
+    }
+    return true;
+}
+
+}  // namespace
+
+void update_positions(Dataset& ds, const double* cells, const double* positions) {
+    if (!positions) throw argument_error("positions must not be NULL");
+    for (int64_t k = 0; k < ds.n_cfg; ++k) {
+        if (!ds.periodic[k]) continue;
+        if (!cells) throw argument_error("cells must not be NULL for periodic configurations");
+        for (int e = 0; e < 9; ++e)
+            if (!std::isfinite(cells[9 * k + e]))
+                throw numeric_error("configuration " + std::to_string(k) + ": non-finite cell");
+        // The next update recovers the images from this cell (as creation requires).
+        double inv[9];
+        if (!(std::fabs(inverse_rows(cells + 9 * k, inv)) > 1e-10))
+            throw data_error("configuration " + std::to_string(k) + ": the cell has zero volume");
+    }
+    for (int64_t k = 0; k < ds.n_cfg; ++k)
+        for (int64_t a = ds.atom_offset[k]; a < ds.atom_offset[k + 1]; ++a)
+            for (int e = 0; e < 3; ++e)
+                if (!std::isfinite(positions[3 * a + e]))
+                    throw numeric_error(where(k, a - ds.atom_offset[k]) + ": non-finite position");
+    // Two passes, check then write, so that a failing call leaves the data set as it was
+    // (a half-updated list would silently mix two geometries).  The check pass recovers
+    // each pair's image n from the stored vector, positions and cell (recover_image) into
+    // a scratch array that lives only during this call (12 bytes a pair, freed on return:
+    // recovering n again in the write pass instead costs ~1.7x the time of the call; no
+    // data set holds per-pair images), and checks the new vector; the write pass
+    // computes the new vectors from those images, then the stored positions and cells
+    // are replaced.  The new vector comes from image_vector, the expression creation
+    // uses, so updating to the build's geometry reproduces it bit for bit.  Molecules:
+    // n = 0 and vec = r_j - r_i, as at creation.
+    const double* old = ds.positions.data();
+    std::vector<int32_t> image(3 * size_t(ds.n_pairs()));
+    for (int64_t k = 0; k < ds.n_cfg; ++k) {
+        const int64_t a0 = ds.atom_offset[k];
+        const bool pbc = ds.periodic[k] != 0;
+        const double* L = pbc ? cells + 9 * k : nullptr;
+        double inv[9] = {0};
+        if (pbc) inverse_rows(&ds.cells[9 * k], inv);
+        for (int64_t a = a0; a < ds.atom_offset[k + 1]; ++a) {
+            const double* ri = positions + 3 * a;
+            for (int64_t p = ds.pair_offset[a]; p < ds.pair_offset[a + 1]; ++p) {
+                const int64_t b = a0 + ds.nbr[p];
+                const double* rj = positions + 3 * b;
+                double v[3];
+                int32_t* n = &image[3 * p];
+                if (pbc) {
+                    if (!recover_image(old + 3 * a, old + 3 * b, inv, &ds.vec[3 * p], n))
+                        throw data_error("configuration " + std::to_string(k) +
+                                         ": the stored cell is too close to degenerate to recover the "
+                                         "lattice image of the pair of atoms " +
+                                         std::to_string(a - a0) + " and " + std::to_string(ds.nbr[p]) +
+                                         "; create a new data set");
+                    image_vector(ri, rj, L, n, v);
+                } else {
+                    for (int e = 0; e < 3; ++e) v[e] = rj[e] - ri[e];
+                }
+                if (v[0] * v[0] + v[1] * v[1] + v[2] * v[2] < 1e-20)
+                    throw data_error(where(k, a - a0) + " and atom " + std::to_string(ds.nbr[p]) +
+                                     " (or a periodic image) overlap at the new positions");
+            }
+        }
+    }
+    for (int64_t k = 0; k < ds.n_cfg; ++k) {
+        const int64_t a0 = ds.atom_offset[k];
+        const bool pbc = ds.periodic[k] != 0;
+        const double* L = pbc ? cells + 9 * k : nullptr;
+        for (int64_t a = a0; a < ds.atom_offset[k + 1]; ++a) {
+            const double* ri = positions + 3 * a;
+            for (int64_t p = ds.pair_offset[a]; p < ds.pair_offset[a + 1]; ++p) {
+                const double* rj = positions + 3 * (a0 + ds.nbr[p]);
+                double* v = &ds.vec[3 * p];
+                if (pbc) image_vector(ri, rj, L, &image[3 * p], v);
+                else for (int e = 0; e < 3; ++e) v[e] = rj[e] - ri[e];
+            }
+        }
+    }
+    std::copy(positions, positions + 3 * ds.n_atoms(), ds.positions.begin());
+    for (int64_t k = 0; k < ds.n_cfg; ++k)
+        if (ds.periodic[k]) std::copy(cells + 9 * k, cells + 9 * k + 9, &ds.cells[9 * k]);
 }
 
 }  // namespace mlipc

@@ -1,5 +1,6 @@
 // A training/validation set held by the engine: configurations, labels, and neighbour
-// lists within a cutoff built once at creation (memory linear in the number of pairs).
+// lists within a cutoff built once at creation (memory linear in the number of pairs:
+// 28 bytes a pair, plus 24 bytes an atom for the positions the pairs were computed from).
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,11 @@ struct Dataset {
     std::vector<int64_t> pair_offset;   // n_atoms + 1
     std::vector<int32_t> nbr;
     std::vector<double> vec;
+    // 3 per atom: the positions vec was computed from (at creation, then at each
+    // update_positions), with cells above.  update_positions recovers each pair's integer
+    // lattice image n from vec, these positions and the cell instead of storing it per
+    // pair: 24 bytes an atom rather than 12 bytes a pair (~40 pairs an atom at 5 A).
+    std::vector<double> positions;
     int max_neighbours = 0;
     int max_atoms = 0;
     int max_type = -1;
@@ -39,5 +45,14 @@ Dataset build_dataset(int64_t n_cfg, const int64_t* n_atoms, const double* cells
                       const int32_t* periodic, const double* positions, const int32_t* types,
                       double cutoff);
 void set_labels(Dataset& ds, const double* energies, const double* forces, const double* stresses);
+
+// Recomputes every stored pair vector from new positions (3 per atom) and cells (9 per
+// configuration; may be null when no configuration is periodic) of the same atoms:
+// vec = r_j + n . cell - r_i with each pair's image n, recovered exactly from the stored
+// vec, positions and cells (which are then replaced by the new ones).  The pair list
+// itself is kept: pairs are neither added nor dropped.  Throws (numeric_error for
+// non-finite values, data_error for atoms that now overlap or a zero-volume cell) before
+// changing anything, so the data set is unchanged on error.
+void update_positions(Dataset& ds, const double* cells, const double* positions);
 
 }  // namespace mlipc

@@ -208,6 +208,14 @@ MLIPC_API int mlipc_dataset_set_labels(mlipc_dataset* ds, const double* energies
     });
 }
 
+MLIPC_API int mlipc_dataset_update_positions(mlipc_dataset* ds, const double* cells, const double* positions) {
+    return guarded([&] {
+        need(ds, "ds");
+        need(positions, "positions");
+        mlipc::update_positions(ds->ds, cells, positions);
+    });
+}
+
 MLIPC_API void mlipc_dataset_free(mlipc_dataset* ds) { delete ds; }
 
 MLIPC_API int mlipc_dataset_size(const mlipc_dataset* ds, int64_t* n_cfg, int64_t* n_atoms, int64_t* n_pairs) {

@@ -143,6 +143,7 @@ class Engine:
             "mlipc_jt_product": (i32, [vp, vp, _c_int64_p, i64, _c_double_p, _c_double_p, _c_double_p, _c_double_p]),
             "mlipc_linear_design": (i32, [vp, vp, _c_int64_p, i64, _c_int64_p, _c_double_p, _c_double_p,
                                           _c_double_p]),
+            "mlipc_dataset_update_positions": (i32, [vp, _c_double_p, _c_double_p]),
         }
         for name, (res, args) in sigs.items():
             try:
@@ -457,6 +458,25 @@ class EngineDataset:
                 raise ValueError(f"{name} has {arr.size} values, expected {size}")
         self.engine.check(self.engine.lib.mlipc_dataset_set_labels(
             self.handle, _ptr(e, ctypes.c_double), _ptr(f, ctypes.c_double), _ptr(s, ctypes.c_double)))
+
+    def update_positions(self, cells, positions) -> None:
+        """Move the same atoms to new `positions` (atoms of all configurations, 3; A) in
+        new `cells` (n, 3, 3) rows = lattice vectors, A; None when no configuration is
+        periodic), keeping the neighbour list built at creation: each pair's vector is
+        recomputed with its lattice image, recovered exactly from the stored vector and
+        the positions and cell it was computed from (mlipc_dataset_update_positions).  The
+        caller guarantees that no pair outside the list came within the potential's
+        cutoff (a skin: create with a larger cutoff); positions must not be wrapped in
+        between.  An implementation without the function: EngineUnsupportedError."""
+        self.engine._require("mlipc_dataset_update_positions")
+        p = _as(positions, np.float64).reshape(-1)
+        c = None if cells is None else _as(cells, np.float64).reshape(-1)
+        for name, arr, size in (("positions", p, 3 * int(self.atoms_per_config.sum())),
+                                ("cells", c, 9 * self.n_configs)):
+            if arr is not None and arr.size != size:
+                raise ValueError(f"{name} has {arr.size} values, expected {size}")
+        self.engine.check(self.engine.lib.mlipc_dataset_update_positions(
+            self.handle, _ptr(c, ctypes.c_double), _ptr(p, ctypes.c_double)))
 
     def size(self) -> tuple[int, int, int]:
         """(configurations, atoms, neighbour pairs within the cutoff)."""
