@@ -302,10 +302,11 @@ def test_etn_model_dict_and_spec(tmp_path):
 def test_every_shipped_experiment_is_tested():
     """No experiment file ships without a load test (mlp_cli_compare: tests/test_native.py
     runs it with a stand-in mlp; study_agpd_mtp: tests/test_references.py; finetune_demo,
-    finetune_mo: tests/test_finetune_controls.py)."""
+    finetune_mo: tests/test_finetune_controls.py; properties_agpd and the [properties] of
+    quick and finetune_demo: tests/test_properties_experiment.py)."""
     assert sorted(p.stem for p in EXPERIMENTS.glob("*.toml")) == ["finetune_demo", "finetune_mo", "mlp_cli_compare",
-                                                                  "quick", "study_agpd_mtp", "task1", "task1_etn",
-                                                                  "task4", "task5", "task6"]
+                                                                  "properties_agpd", "quick", "study_agpd_mtp",
+                                                                  "task1", "task1_etn", "task4", "task5", "task6"]
 
 
 # ------------------------------------------------------------------- malformed files

@@ -11,9 +11,11 @@ users can check the embedded engine against MLIP by themselves, and the experime
     optbench run EXPERIMENT.toml              run (or resume) its sweep into its store, then report
     optbench report STORE|EXPERIMENT          tables and figures: report.md and report.html
     optbench export STORE -o runs.csv         one row per run, as CSV or Parquet
+    optbench properties POT --structure S     EOS, elastic constants, phonons, MD, defects (vs a reference)
 
 One module per group of subcommands: potentials.py (efs, errors, template, info),
-training.py (train, optimizers), experiments.py (validate, run, report, export); their
+training.py (train, optimizers), experiments.py (validate, run, report, export),
+properties.py (properties); their
 shared options in arguments.py.
 """
 
@@ -22,14 +24,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from optbench.cli import experiments, potentials, training
+from optbench.cli import experiments, potentials, properties, training
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``optbench``."""
     p = argparse.ArgumentParser(prog="optbench", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (potentials, training, experiments):
+    for group in (potentials, training, experiments, properties):
         group.register(sub)
     return p
 

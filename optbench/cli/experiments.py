@@ -42,29 +42,42 @@ def _warn(findings: list[str]) -> None:
 
 
 def cmd_run(args) -> int:
-    """Run the unfinished runs of an experiment into its store, then write the report.
-    Stopped by SIGINT or SIGTERM: one line on stderr, exit code 128 + the signal's number
-    (130, 143)."""
+    """Run the unfinished runs of an experiment into its store, compute the [properties]
+    of the finished ones, then write the report. Stopped by SIGINT or SIGTERM: one line on
+    stderr, exit code 128 + the signal's number (130, 143)."""
     try:
-        from optbench.experiments.runner import (
-            run_experiment,  # dask and the training stack: only to run
-        )
-
         exp = load_experiment(args.experiment, variables=_variables(args.set))
+        if args.all_versions and not args.properties_only:
+            raise ValueError("--all-versions goes with --properties-only (training always uses the current code)")
+        if args.properties_only and not exp.properties:
+            raise ValueError(f"--properties-only: {args.experiment} has no [properties] section")
         findings = data_findings(exp)
         _warn(findings)
-        summary = run_experiment(exp, workers=args.workers, scheduler=args.scheduler, retry_failed=args.retry_failed,
-                                 take_over=args.take_over)
-        print(summary.text(), file=sys.stderr)
-        if summary.interrupted:
-            return 128 + summary.stopped_by
+        if not args.properties_only:
+            from optbench.experiments.runner import (
+                run_experiment,  # dask and the training stack: only to run
+            )
+
+            summary = run_experiment(exp, workers=args.workers, scheduler=args.scheduler,
+                                     retry_failed=args.retry_failed, take_over=args.take_over)
+            print(summary.text(), file=sys.stderr)
+            if summary.interrupted:
+                return 128 + summary.stopped_by
+        elif not exp.store_path.is_file():
+            raise ValueError(f"--properties-only: no results yet ({exp.store_path} does not exist)")
+        if exp.properties:
+            from optbench.experiments.properties_pass import compute_experiment_properties
+
+            print(compute_experiment_properties(exp, workers=args.workers, all_versions=args.all_versions).text(),
+                  file=sys.stderr)
         if not args.no_report:
             from optbench.report import (
                 write_report,  # matplotlib and pandas: only to report
             )
 
             out = write_report(exp.store_path, experiment=exp.name, baseline=exp.baseline, options=exp.report,
-                               keys=exp.keys(), data_findings=findings, references=exp.references)
+                               keys=None if args.all_versions else exp.keys(), data_findings=findings,
+                               references=exp.references)
             print(f"report: {out['markdown']} and {out['html']}", file=sys.stderr)
         return 0
     except KeyboardInterrupt:  # Ctrl-C before or after the sweep (during it, run_experiment handles it)
@@ -148,6 +161,11 @@ def register(sub) -> None:
     sp.add_argument("--take-over", action="store_true",
                     help="take runs still claimed by a runner on another host (one you know has stopped)")
     sp.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    sp.add_argument("--properties-only", action="store_true",
+                    help="train nothing: compute the [properties] of the runs already in the store, then report")
+    sp.add_argument("--all-versions", action="store_true",
+                    help="with --properties-only: the runs of every code version in the store (the report then "
+                         "pools them), not only the current code's")
     variables(sp)
     sp.set_defaults(func=cmd_run)
 

@@ -142,6 +142,9 @@ Top level
     The first three may instead be tables by "MODEL/DATA" labels, one value per pair:
     target_epa_mev = { "mtp8/pdag" = 3.0, "mtp16/pdag" = 2.0 }.
 
+[properties]      physical properties of each finished run's potential (structures, compute,
+                  reference, ...): optbench/experiments/properties_plan.py
+
 [[references]]    results of another code (a published study) read from CSV files, one row
                   per seed, shown beside optbench's in the report (optbench/experiments/
                   references.py); one entry per set of files
@@ -192,6 +195,7 @@ from typing import TYPE_CHECKING, Callable
 from optbench.engine import MAX_THREADS
 from optbench.experiments.baseline import BaselineError, choose_baseline
 from optbench.experiments.entries import _entry, _expand
+from optbench.experiments.properties_plan import parse_properties
 from optbench.experiments.references import read_references
 from optbench.experiments.runspec import RunSpec, current_code_version
 from optbench.experiments.sections import (
@@ -245,6 +249,7 @@ class Experiment:
     data: dict[str, dict] = field(default_factory=dict)
     threads: int = 1
     references: pd.DataFrame | None = field(default=None, compare=False, repr=False)
+    properties: dict | None = None
 
     def variants(self) -> list[str]:
         """The variant labels, in the order of the runs, each once."""
@@ -265,7 +270,7 @@ class Experiment:
 
 
 _TOP_KEYS = ("name", "description", "store", "seeds", "baseline", "threads", "paths", "weights", "budget",
-             "models", "data", "optimizers", "report", "references")
+             "models", "data", "optimizers", "report", "references", "properties")
 
 
 def load_experiment(path, variables: dict[str, str] | None = None) -> Experiment:
@@ -315,7 +320,8 @@ def _build(ctx: _Context, doc: dict) -> Experiment:
                      store_path=Path(store), baseline=None,
                      report=_report(ctx, doc.get("report", {}), {f"{r.model_name}/{r.data_name}" for r in runs}),
                      runs=runs, models=models, data=data,
-                     threads=threads, references=read_references(ctx, doc.get("references"), models, data, runs))
+                     threads=threads, references=read_references(ctx, doc.get("references"), models, data, runs),
+                     properties=parse_properties(ctx, doc.get("properties")))
     if "baseline" in doc:
         exp.baseline = _baseline(ctx, _string(ctx, ("baseline",), doc["baseline"]), runs)
     return exp
@@ -381,6 +387,11 @@ def describe_plan(exp: Experiment) -> str:
         total += (f"; at most {sum(timed):.0f} s of training in the {_count(len(timed), 'run')} with a "
                   "seconds budget")
     lines.append(total)
+    if exp.properties:
+        p = exp.properties
+        ref = p["reference"] if p["reference"] != "numbers" else "numbers from the file"
+        lines.append(f"properties of each run's {p['potential']} potential: {', '.join(p['compute'])} on "
+                     f"{', '.join(p['structures'])}; reference: {ref}")
     return "\n".join(lines)
 
 

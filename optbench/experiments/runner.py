@@ -67,7 +67,8 @@ def _save_potentials(store_path: Path, key: str, record: dict) -> None:
         record[f"{name}_path"] = str(path)
 
 
-def _default_workers() -> int:
+def default_workers() -> int:
+    """The machine's cores this process may use: the default number of worker processes."""
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
@@ -315,7 +316,7 @@ def run_experiment(experiment, *, workers: int | None = None, scheduler: str | N
     scheduler address. Returns a SweepSummary. SIGINT and SIGTERM (handled when called
     from the main thread) end it cleanly: results already back kept, workers stopped,
     their runs given back, `summary.stopped_by` the signal."""
-    workers = workers or _default_workers()
+    workers = workers or default_workers()
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     summary = SweepSummary(total=len(experiment.runs), already_finished=0)

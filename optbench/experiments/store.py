@@ -11,6 +11,11 @@ metrics    (key, which, split, name) -> value: which is "last" or "best" (the
            METRIC_NAMES (eV/atom, eV/A, eV, GPa as in optbench.metrics.Metrics).
 histories  per run: step, loss, configs, seconds (JSON arrays) and the periodic
            evaluations (JSON list of dicts), as optbench.train.History holds them.
+properties (key, which, name, structure) -> a physical property of a finished run's
+           potential (optbench.properties: PropertyResult as JSON, its status "ok",
+           "unstable" or "failed", the settings it was computed with as JSON, seconds).
+property_references  (experiment, label, name, structure) -> the reference's result
+           ("emt", "dft-from-data" or numbers from the file), same columns.
 
 Life of a run: `claim` inserts it as "running" with its owner (host, pid of the runner);
 `finish` writes its result in one transaction; `release` gives back a claim its runner
@@ -65,6 +70,16 @@ CREATE TABLE IF NOT EXISTS histories (
     key TEXT PRIMARY KEY REFERENCES runs (key),
     step TEXT NOT NULL, loss TEXT NOT NULL, configs TEXT NOT NULL, seconds TEXT NOT NULL,
     evals TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS properties (
+    key TEXT NOT NULL, which TEXT NOT NULL, name TEXT NOT NULL, structure TEXT NOT NULL,
+    status TEXT NOT NULL, settings TEXT NOT NULL, result TEXT NOT NULL, seconds REAL, computed_at REAL,
+    PRIMARY KEY (key, which, name, structure)
+);
+CREATE TABLE IF NOT EXISTS property_references (
+    experiment TEXT NOT NULL, label TEXT NOT NULL, name TEXT NOT NULL, structure TEXT NOT NULL,
+    status TEXT NOT NULL, settings TEXT NOT NULL, result TEXT NOT NULL, seconds REAL, computed_at REAL,
+    PRIMARY KEY (experiment, label, name, structure)
 );
 """
 
@@ -275,6 +290,69 @@ class Store:
         if row is None:
             raise KeyError(f"no history for run {key} in {self.path}")
         return dict(zip(("step", "loss", "configs", "seconds", "evals"), map(json.loads, row)))
+
+    # ------------------------------------------------------------------ physical properties
+
+    def property_settings(self, keys: Iterable[str], which: str) -> dict[tuple[str, str, str], str]:
+        """{(key, name, structure): settings JSON} of the properties stored for runs `keys`
+        computed from their `which` ("best" or "last") potential: what is already done."""
+        keys = list(keys)
+        out = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            for k, n, s, st in self.db.execute(
+                    f"SELECT key, name, structure, settings FROM properties WHERE which = ? AND key IN "
+                    f"({','.join('?' * len(chunk))})", [which, *chunk]):
+                out[(k, n, s)] = st
+        return out
+
+    def put_property(self, key: str, which: str, result: dict, settings: str, seconds: float | None) -> None:
+        """Store (or replace, when recomputed with other settings) one property of run
+        `key`: `result` a PropertyResult.to_dict() (status "failed" when the tool could not
+        compute it), `settings` the JSON of the settings used."""
+        with self._transaction():
+            self.db.execute("INSERT OR REPLACE INTO properties VALUES (?,?,?,?,?,?,?,?,?)",
+                            (key, which, result["name"], result["structure"], result.get("status", "ok"), settings,
+                             json.dumps(result), _finite_or_none(seconds), time.time()))
+
+    def reference_settings(self, experiment: str, label: str) -> dict[tuple[str, str], str]:
+        """{(name, structure): settings JSON} of the reference results `label` stored for
+        `experiment`."""
+        return {(n, s): st for n, s, st in self.db.execute(
+            "SELECT name, structure, settings FROM property_references WHERE experiment = ? AND label = ?",
+            (experiment, label))}
+
+    def put_reference(self, experiment: str, label: str, result: dict, settings: str, seconds: float | None) -> None:
+        """Store (or replace) one reference property of `experiment` (as put_property)."""
+        with self._transaction():
+            self.db.execute("INSERT OR REPLACE INTO property_references VALUES (?,?,?,?,?,?,?,?,?)",
+                            (experiment, label, result["name"], result["structure"], result.get("status", "ok"),
+                             settings, json.dumps(result), _finite_or_none(seconds), time.time()))
+
+    def properties_frame(self, experiment: str | None = None):
+        """A pandas DataFrame, one row per stored property of a finished run: key, which,
+        name, structure, status, settings, seconds, result (the PropertyResult dict), with
+        the run's model, data, variant, optimizer and seed."""
+        return self._results_frame(
+            "SELECT p.key, p.which, p.name, p.structure, p.status, p.settings, p.seconds, p.result, r.model, "
+            "r.data, r.variant, r.optimizer, r.seed, r.experiment FROM properties p JOIN runs r ON p.key = r.key",
+            "r.experiment", experiment, "r.rowid, p.rowid")
+
+    def references_frame(self, experiment: str | None = None):
+        """A pandas DataFrame of the stored reference properties: experiment, label, name,
+        structure, status, settings, seconds, result (dict)."""
+        return self._results_frame(
+            "SELECT experiment, label, name, structure, status, settings, seconds, result FROM property_references",
+            "experiment", experiment, "rowid")
+
+    def _results_frame(self, sql: str, column: str, experiment: str | None, order: str):
+        import pandas as pd
+
+        args = [] if experiment is None else [experiment]
+        where = "" if experiment is None else f" WHERE {column} = ?"
+        frame = pd.read_sql_query(f"{sql}{where} ORDER BY {order}", self.db, params=args)
+        frame["result"] = [json.loads(r) for r in frame["result"]]
+        return frame
 
     def export(self, path: str | os.PathLike, experiment: str | None = None) -> Path:
         """Write the runs frame (one row per finished run, metrics as columns) as CSV

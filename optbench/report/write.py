@@ -34,6 +34,16 @@ from optbench.report.groups import (
     make_groups,
     slug,
 )
+from optbench.report.properties import (
+    correlation_table,
+    drop_symmetry_zeros,
+    error_table,
+    property_table,
+    property_values,
+    reference_values,
+    with_errors,
+)
+from optbench.report.property_figures import fig_error_vs_force, fig_md, fig_phonons, fig_property_errors
 from optbench.report.references import (
     check_references,
     of_group,
@@ -177,6 +187,7 @@ def _write(store: Store, out_dir, experiment, baseline, options, keys=None, data
     runs = load_frame(store, experiment, keys)
     left_out = 0 if keys is None else len(store.runs_frame(experiment)) - len(runs)
     histories = load_histories(store, runs["key"])
+    props = (store.properties_frame(experiment), store.references_frame(experiment))
     groups = make_groups(runs, histories, baseline)
     problems = [str(m) for m in data_findings or []] + _unfinished(store, experiment)
     if runs["code_version"].nunique() > 1:
@@ -207,11 +218,12 @@ def _write(store: Store, out_dir, experiment, baseline, options, keys=None, data
     problems_at = len(doc.blocks)  # the list of problems goes here once all are known
     tables: dict[str, list[pd.DataFrame]] = {k: [] for k in ("overview", "summary", "outliers", "vs_baseline",
                                                              "equal_budget", "time_to_target", "flags",
-                                                             "references", "test_sets")}
+                                                             "references", "test_sets", "properties",
+                                                             "property_errors", "property_correlation")}
     figures: list[Path] = []
     baselines, targets = {}, {}
     for g in groups:
-        _group_section(doc, g, options, tables, figures, fig_dir, problems, baselines, targets, references)
+        _group_section(doc, g, options, tables, figures, fig_dir, problems, baselines, targets, references, props)
     _references_without_runs(references, groups, problems)
     doc.blocks.insert(problems_at, ("h", (2, "What is missing or suspect")))
     doc.blocks.insert(problems_at + 1, ("ul", problems) if problems else ("p", "Nothing: every run has results."))
@@ -227,7 +239,8 @@ def _write(store: Store, out_dir, experiment, baseline, options, keys=None, data
 
 
 def _group_section(doc: Document, g: Group, options: dict, tables: dict, figures: list, fig_dir: Path,
-                   problems: list, baselines: dict, targets: dict, references: pd.DataFrame | None = None) -> None:
+                   problems: list, baselines: dict, targets: dict, references: pd.DataFrame | None = None,
+                   props: tuple | None = None) -> None:
     """All tables and figures of one (model, data) group, into `doc` and the collectors."""
     doc.heading(2, g.title)
     doc.para(f"{len(g.runs)} run(s), {len(g.variants)} variant(s); {g.baseline_note}.")
@@ -264,6 +277,8 @@ def _group_section(doc: Document, g: Group, options: dict, tables: dict, figures
                  "early stopping or choosing the best parameters), mean and std over seeds.")
         doc.table(display(tests, _TEST_COLS))
 
+    _properties_section(doc, g, props, tables, figures, fig_dir, problems)
+
     budgets = {axis: _option_for(options.get(f"budgets_{axis}"), g) or default_budgets(g, axis)
                for axis in ("seconds", "configs")}
     eq = equal_budget_table(g, budgets)
@@ -292,6 +307,55 @@ def _group_section(doc: Document, g: Group, options: dict, tables: dict, figures
                      ("test_sets", tests)):
         tables[name].append(df)
     _group_figures(doc, g, options, outl, figures, fig_dir, problems)
+
+
+def _properties_section(doc: Document, g: Group, props: tuple | None, tables: dict, figures: list, fig_dir: Path,
+                        problems: list) -> None:
+    """Physical properties of the group's potentials against the reference (when stored)."""
+    frame, refs = props if props is not None else (pd.DataFrame(), pd.DataFrame())
+    vals = property_values(frame, g) if len(frame) else pd.DataFrame()
+    if vals.empty:
+        return
+    ref, label = reference_values(refs)
+    vals = drop_symmetry_zeros(with_errors(vals, ref))
+    which = frame["which"].iloc[0]
+    bad = frame[frame["key"].isin(g.runs["key"]) & (frame["status"] != "ok")]
+    for (status, name), sub in bad.groupby(["status", "name"]):
+        problems.append(f"{g.title}: {len(sub)} {name} result(s) {status} (see Physical properties)")
+    doc.heading(3, f"Physical properties ({which} parameters)")
+    doc.para("Each potential's crystal: values at its own equilibrium, mean ± std over seeds"
+             + (f"; reference: {label}" if label else "; no reference") + ". Units as given per row; elastic "
+             "constants that vanish by symmetry (below 0.01 GPa in every run) are left out.")
+    table = property_table(vals, g, label)
+    doc.table(table)
+    if len(bad):
+        doc.para("Not ok: " + "; ".join(f"{v} seed {s}: {r['structure']} {r['name']} {r['status']}: {r['message']}"
+                                        for v, s, r in zip(bad["variant"], bad["seed"], bad["result"])))
+    errors = error_table(vals, g)
+    corr = correlation_table(vals, g) if len(errors) else pd.DataFrame()
+    if len(errors):
+        doc.heading(3, f"Property errors against {label}")
+        doc.para("Relative error in % (value - reference) / |reference| where 'error in' says %, else the "
+                 "difference in that unit; mean ± std over seeds.")
+        doc.table(errors)
+        doc.heading(3, "Does a better fit give better physics?")
+        doc.para("Spearman rank correlation across runs of |property error| with the validation force RMSE of "
+                 "the same parameters (rho > 0: a better force fit went with a closer property; p two-sided; "
+                 "n/a with fewer than 4 runs or no spread).")
+        doc.table(display(corr, {"structure": "structure", "quantity": "quantity", "runs": "runs", "rho": "rho",
+                                 "p": "p"}))
+    for name, df in (("properties", table), ("property_errors", errors), ("property_correlation", corr)):
+        tables[name].append(df)
+    todo = [("property_errors", "relative errors of a, C11, C12, C44, B, nu per variant", fig_property_errors,
+             (vals, g)),
+            ("property_vs_force", "property error against validation force error", fig_error_vs_force, (vals, g))]
+    mine = frame[frame["key"].isin(g.runs["key"])]
+    for structure in dict.fromkeys(vals["structure"]):
+        if ((mine["name"] == "phonons") & (mine["structure"] == structure)).any():
+            todo.append((f"phonons_{structure}", f"{structure} phonon bands", fig_phonons, (mine, refs, g, structure)))
+        if ((mine["name"] == "md") & (mine["structure"] == structure)).any():
+            todo.append((f"md_{structure}", f"{structure} MD temperature and g(r)", fig_md, (mine, refs, g, structure)))
+    _emit_figures(doc, g, todo, figures, fig_dir, problems)
 
 
 def _references_section(doc: Document, g: Group, references: pd.DataFrame | None) -> pd.DataFrame:
@@ -351,6 +415,12 @@ def _group_figures(doc: Document, g: Group, options: dict, outl: pd.DataFrame, f
     for opt in dict.fromkeys(g.runs["optimizer"]):
         for s in sweep_settings(g.runs[g.runs["optimizer"] == opt]):
             todo.append((f"sweep_{opt}_{s}", f"{opt}: validation EPA vs {s}", fig_sweep, (g, opt, s)))
+    _emit_figures(doc, g, todo, figures, fig_dir, problems)
+
+
+def _emit_figures(doc: Document, g: Group, todo: list, figures: list, fig_dir: Path, problems: list) -> None:
+    """Draw each (name, caption, function, args) of `todo` into fig_dir and the document;
+    a figure that fails or has no data is said in its place (and a failure in problems)."""
     for name, caption, fn, args in todo:
         try:
             png = fn(*args)
