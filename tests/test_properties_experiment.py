@@ -317,3 +317,79 @@ def test_finetune_demo_compares_with_dft_from_data():
     plan = load_experiment(Path(__file__).resolve().parents[1] / "experiments" / "finetune_demo.toml").properties
     assert plan["reference"] == "dft-from-data" and plan["structures"] == ["Mo-bcc"]
     assert Path(plan["dft_data"], "Mo_Elastic.json").is_file()
+
+
+def test_export_properties_long_table(finished, tmp_path):
+    """`optbench export FILE --properties`: one row per run, property, structure and value,
+    the EMT reference's value beside it; the value equals the stored result's."""
+    import pandas as pd
+
+    path, exp, _ = finished
+    out = tmp_path / "props.csv"
+    assert main(["export", str(path), "-o", str(out), "--properties"]) == 0
+    df = pd.read_csv(out)
+    assert {"variant", "seed", "property", "structure", "quantity", "unit", "value", "reference"} <= set(df.columns)
+    row = df[(df["structure"] == "Ag-fcc") & (df["property"] == "eos") & (df["quantity"] == "a")]
+    assert len(row) == 2 and (row["reference_label"] == "emt").all()
+    assert row["reference"].iloc[0] == pytest.approx(4.0635, abs=1e-3)
+    with Store(exp.store_path) as st:
+        frame = st.properties_frame(exp.name)
+    stored = {(k, r["structure"], r["name"]): r for k, r in zip(frame["key"], frame["result"])}
+    for k, v in zip(row["key"], row["value"]):
+        assert v == pytest.approx(stored[(k, "Ag-fcc", "eos")]["values"]["a"], rel=1e-12)
+
+
+def test_mtp16_trained_by_optbench_reproduces_emt(tmp_path):
+    """The issue's target, end to end: a level-16 MTP fitted by optbench (VarPro, 200
+    epochs of 60 generated Ag-Pd configurations, the study's weights with stress; about
+    7 s) reproduces EMT's Ag and Pd lattice constants within 0.5 % and C11, C12, C44
+    within 10 % (measured 2026-11-30: a within 0.15 %, C within 4.8 %). EMT labelled
+    the data, so it is the exact reference."""
+    from ase.calculators.emt import EMT
+
+    from optbench.io.generator import generate_agpd_split
+    from optbench.objective import LossWeights
+    from optbench.objective.build import build_objective
+    from optbench.properties import compute_properties
+    from optbench.properties.calculators import calculator_for
+    from optbench.train import Budget, TrainSettings, train
+
+    train_set, valid = generate_agpd_split(60, 20, seed=0)
+    weights = LossWeights(energy=1.0, forces=0.01, stress=0.001, weight_scaling=1, weight_scaling_forces=0)
+    obj = build_objective({"kind": "mtp", "level": 16, "min_dist": 2.0, "max_dist": 5.0, "engine": "embedded"},
+                          train_set, valid, weights, 1)
+    result = train(obj, TrainSettings(optimizer="varpro", budget=Budget(epochs=200), init_interval=1e-2))
+    pot = tmp_path / "mtp16.almtp"
+    obj.save(result.x_best, pot)
+    structures, names = ["Ag-fcc", "Pd-fcc"], ["eos", "elastic"]
+    mine = {(r.structure, r.name): r for r in compute_properties(calculator_for(str(pot), ["Ag", "Pd"]),
+                                                                  structures, names)}
+    emt = {(r.structure, r.name): r for r in compute_properties(EMT(), structures, names)}
+    for s in structures:
+        assert mine[(s, "eos")].status == "ok" and mine[(s, "elastic")].status == "ok"
+        a, a_ref = mine[(s, "eos")].values["a"], emt[(s, "eos")].values["a"]
+        assert abs(a - a_ref) / a_ref < 0.005, (s, a, a_ref)
+        for c in ("C11", "C12", "C44"):
+            v, ref = mine[(s, "elastic")].values[c], emt[(s, "elastic")].values[c]
+            assert abs(v - ref) / ref < 0.10, (s, c, v, ref)
+
+
+def test_failed_results_are_tried_again(finished):
+    """A result stored as "failed" (the tool's failure, e.g. a worker that died) does not
+    count as done: the next pass computes it again and replaces it."""
+    from optbench.experiments.properties_pass import settings_json
+
+    path, exp, _ = finished
+    exp = load_experiment(path)
+    compute_experiment_properties(exp, workers=1, quiet=True)  # whatever earlier tests changed, settled
+    with Store(exp.store_path) as st:
+        key = st.runs_frame(exp.name)["key"].iloc[0]
+        st.put_property(key, "best", {"name": "eos", "structure": "Ag-fcc", "status": "failed",
+                                      "message": "worker process failed"},
+                        settings_json(exp.properties, "eos"), None)
+    summary = compute_experiment_properties(exp, workers=1, quiet=True)
+    assert summary.runs == 1 and summary.computed == {"ok": 1}
+    with Store(exp.store_path) as st:
+        frame = st.properties_frame(exp.name)
+    row = frame[(frame["key"] == key) & (frame["name"] == "eos") & (frame["structure"] == "Ag-fcc")]
+    assert list(row["status"]) == ["ok"]

@@ -129,14 +129,15 @@ def cmd_report(args) -> int:
 
 
 def cmd_export(args) -> int:
-    """Write the store's runs as CSV or Parquet."""
+    """Write the store's runs (or with --properties its physical properties) as CSV or Parquet."""
     output = Path(args.output)
     if output.suffix not in (".csv", ".parquet"):
         raise ValueError(f"{output}: export writes .csv or .parquet files")
     check_writable(output, "-o")
     store, exp = _store_and_experiment(args.target, _variables(args.set))
     with Store(store) as st, atomic_output(output) as tmp:
-        st.export(tmp, experiment=args.experiment or (exp.name if exp else None))
+        st.export(tmp, experiment=args.experiment or (exp.name if exp else None),
+                  what="properties" if args.properties else "runs")
     print(f"wrote {output}")
     return 0
 
@@ -181,5 +182,8 @@ def register(sub) -> None:
     sp.add_argument("target", help="the store (.sqlite) or the experiment file (.toml) that names it")
     sp.add_argument("-o", "--output", required=True, help="output file, .csv or .parquet")
     sp.add_argument("--experiment", help="only this experiment's runs")
+    sp.add_argument("--properties", action="store_true",
+                    help="the physical properties instead: one row per run, property, structure and value, with "
+                         "the reference's value")
     variables(sp)
     sp.set_defaults(func=cmd_export)

@@ -2,7 +2,8 @@
 reference's, computed into the store (the [properties] section, properties_plan.py).
 
 What is stored is kept: a (run, property, structure) with a result computed with the
-same settings is never computed again, so a sweep stopped during this pass, or a property
+same settings is never computed again (one that failed, the tool's failure, is tried
+again), so a sweep stopped during this pass, or a property
 added to the file later, costs only what is missing. A property is recomputed when its
 settings in the file changed. Runs are spread over `workers` spawned processes, one run's
 whole list at a time; the runner's process alone writes the store.
@@ -52,7 +53,7 @@ def _run_properties(task: dict) -> list[tuple[dict, float]]:
     """In a worker: one run's properties (task: potential, species, threads, plan, todo
     pairs) as [(PropertyResult dict, seconds)]. A potential that cannot be loaded gives
     one failed result per pair."""
-    from optbench.properties import FAILED, PropertyResult, compute_properties
+    from optbench.properties import compute_properties
     from optbench.properties.calculators import calculator_for
 
     plan, todo = task["plan"], {tuple(p) for p in task["todo"]}
@@ -60,12 +61,18 @@ def _run_properties(task: dict) -> list[tuple[dict, float]]:
     try:
         calc = calculator_for(task["potential"], task["species"], threads=task["threads"])
     except Exception as err:
-        return [(PropertyResult(n, s, status=FAILED, message=f"{type(err).__name__}: {err}").to_dict(), 0.0)
-                for n, s in sorted(todo)]
+        return _failed_task(task, f"{type(err).__name__}: {err}")
     compute_properties(calc, plan["structures"], plan["compute"], plan["settings"], only=plan.get("only"),
                        skip=lambda n, s: (n, s) not in todo,
                        done=lambda r, sec: out.append((r.to_dict(), sec)))
     return out
+
+
+def _failed_task(task: dict, message: str) -> list[tuple[dict, float]]:
+    """Status "failed" for every (property, structure) of a task, with `message`."""
+    from optbench.properties import FAILED, PropertyResult
+
+    return [(PropertyResult(n, s, status=FAILED, message=message).to_dict(), 0.0) for n, s in sorted(task["todo"])]
 
 
 def _species(data: dict, cache: dict) -> list[str] | None:
@@ -182,7 +189,12 @@ def _map(tasks: list[dict], workers: int):
             while pending:
                 ready, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in ready:
-                    yield pending.pop(fut), fut.result()
+                    task = pending.pop(fut)
+                    try:
+                        results = fut.result()
+                    except Exception as err:  # a worker that died (memory, a signal): its run fails alone
+                        results = _failed_task(task, f"worker process failed: {type(err).__name__}: {err}")
+                    yield task, results
         except BaseException:
             for fut in pending:
                 fut.cancel()

@@ -295,13 +295,16 @@ class Store:
 
     def property_settings(self, keys: Iterable[str], which: str) -> dict[tuple[str, str, str], str]:
         """{(key, name, structure): settings JSON} of the properties stored for runs `keys`
-        computed from their `which` ("best" or "last") potential: what is already done."""
+        computed from their `which` ("best" or "last") potential: what is already done.
+        Results with status "failed" (the tool could not compute them: a worker that died,
+        a calculator error) are left out, so that the next pass tries them again."""
         keys = list(keys)
         out = {}
         for i in range(0, len(keys), 500):
             chunk = keys[i:i + 500]
             for k, n, s, st in self.db.execute(
-                    f"SELECT key, name, structure, settings FROM properties WHERE which = ? AND key IN "
+                    f"SELECT key, name, structure, settings FROM properties WHERE which = ? AND status != 'failed' "
+                    f"AND key IN "
                     f"({','.join('?' * len(chunk))})", [which, *chunk]):
                 out[(k, n, s)] = st
         return out
@@ -354,11 +357,15 @@ class Store:
         frame["result"] = [json.loads(r) for r in frame["result"]]
         return frame
 
-    def export(self, path: str | os.PathLike, experiment: str | None = None) -> Path:
-        """Write the runs frame (one row per finished run, metrics as columns) as CSV
-        (.csv) or Parquet (.parquet); returns the path."""
+    def export(self, path: str | os.PathLike, experiment: str | None = None, what: str = "runs") -> Path:
+        """Write, as CSV (.csv) or Parquet (.parquet), the runs frame (what="runs": one
+        row per finished run, metrics as columns) or the physical properties
+        (what="properties": one row per run, property, structure and value, with the
+        reference's value where one is stored: properties_long); returns the path."""
         path = Path(path)
-        frame = self.runs_frame(experiment)
+        if what not in ("runs", "properties"):
+            raise ValueError(f"export: what must be 'runs' or 'properties', got {what!r}")
+        frame = self.runs_frame(experiment) if what == "runs" else self.properties_long(experiment)
         if path.suffix == ".csv":
             frame.to_csv(path, index=False)
         elif path.suffix == ".parquet":
@@ -366,3 +373,30 @@ class Store:
         else:
             raise ValueError(f"{path}: export writes .csv or .parquet files")
         return path
+
+    def properties_long(self, experiment: str | None = None):
+        """One row per stored property value of a finished run: the run's key,
+        experiment, model, data, variant, optimizer, seed; which (best/last), property,
+        structure, status, quantity, unit, value; and reference / reference_label, the
+        stored reference's value of the same quantity (NaN when none)."""
+        import pandas as pd
+
+        refs = {}
+        stored = self.references_frame(experiment)
+        for exp_name, label, res in zip(stored["experiment"], stored["label"], stored["result"]):
+            for q, v in (res.get("values") or {}).items():
+                refs[(exp_name, res["structure"], res["name"], q)] = (v, label)
+        rows = []
+        frame = self.properties_frame(experiment)
+        for r in frame.itertuples(index=False):
+            res = r.result
+            for q, v in (res.get("values") or {}).items():
+                ref, label = refs.get((r.experiment, r.structure, r.name, q), (None, None))
+                rows.append({"key": r.key, "experiment": r.experiment, "model": r.model, "data": r.data,
+                             "variant": r.variant, "optimizer": r.optimizer, "seed": r.seed, "which": r.which,
+                             "property": r.name, "structure": r.structure, "status": r.status, "quantity": q,
+                             "unit": (res.get("units") or {}).get(q, ""), "value": v, "reference": ref,
+                             "reference_label": label})
+        return pd.DataFrame(rows, columns=["key", "experiment", "model", "data", "variant", "optimizer", "seed",
+                                           "which", "property", "structure", "status", "quantity", "unit", "value",
+                                           "reference", "reference_label"])

@@ -6,8 +6,8 @@ pymatgen-style JSON list, each record with ``structure`` (``lattice.matrix``, ro
 vectors in A; ``sites`` with ``xyz``/``abc``) and ``outputs`` (``energy`` in eV,
 ``stress`` -- ``virial_stress`` in some files -- in kBar, VASP order xx yy zz xy yz zx,
 positive = compressive, i.e. minus the Cauchy stress: the cell stretched by 1 % along x
-has xx = -45.9 kBar). A field stored as a string is parsed as JSON, else as a Python
-literal, as optbench/io/pymatgen_json.py expects of the same files.
+has xx = -45.9 kBar). The files are read by optbench's own reader
+(optbench/io/pymatgen_json.py: the checks and unit conversions of training data).
 
 ``Mo_Elastic.json``: 121 two-atom conventional cells, tag ``Strain_new``, note
 ``"MODE--DELTA"`` (``"1---0.0100"`` = mode 1, delta = -0.01): one unstrained cell
@@ -45,8 +45,6 @@ cross product of the two in-plane cell vectors) is an integer direction (hkl). g
 
 from __future__ import annotations
 
-import ast
-import json
 import math
 import os
 from pathlib import Path
@@ -82,56 +80,30 @@ LITERATURE = {
 }
 
 
-def _parse(value, where: str):
-    """A record field that may be stored as a JSON or Python-literal string."""
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        try:
-            return ast.literal_eval(value)
-        except (ValueError, SyntaxError) as exc:
-            raise PropertyError(f"{where}: cannot parse the field: {exc}") from None
-
-
 def _records(path) -> list[dict]:
+    """The records of a SNAP JSON file through optbench's reader (io/pymatgen_json.py:
+    the same parsing, checks and unit conversion as for training): cell (A, rows),
+    elements, positions (A), energy (eV) and the Cauchy stress tensor (GPa, tensile
+    positive) of each."""
+    from optbench.io import DataError, read_pymatgen_json
+
     path = Path(path)
     if not path.is_file():
         raise PropertyError(f"DFT reference: data file {path} not found")
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = read_pymatgen_json(path)
+    except (DataError, OSError, ValueError) as exc:
         raise PropertyError(f"DFT reference: cannot read {path}: {exc}") from None
-    if not isinstance(data, list) or not data:
-        raise PropertyError(f"DFT reference: {path} is not a non-empty JSON list of records")
     out = []
-    for k, rec in enumerate(data):
-        where = f"{path}[{k}]"
-        if not isinstance(rec, dict):
-            raise PropertyError(f"{where}: record is not an object")
-        st, outp = _parse(rec.get("structure"), where), _parse(rec.get("outputs"), where)
-        if not isinstance(st, dict) or not isinstance(outp, dict) or "energy" not in outp:
-            raise PropertyError(f"{where}: record needs 'structure' and 'outputs' with an energy")
-        try:
-            cell = np.array(st["lattice"]["matrix"], float).reshape(3, 3)
-            elements = [s["species"][0]["element"] for s in st["sites"]]
-            pos = np.array([s["xyz"] if "xyz" in s else np.asarray(s["abc"], float) @ cell for s in st["sites"]],
-                           float).reshape(-1, 3)
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise PropertyError(f"{where}: bad structure: {exc!r}") from None
-        raw = outp.get("stress", outp.get("virial_stress"))
-        out.append({"where": where, "cell": cell, "elements": elements, "positions": pos,
-                    "energy": float(outp["energy"]), "stress_kbar": None if raw is None else np.array(raw, float),
-                    "notes": rec.get("notes") if isinstance(rec.get("notes"), dict) else {},
-                    "tags": rec.get("tags")})
+    for cfg in data.configs:
+        cauchy = None
+        if cfg.stress is not None and cfg.cell is not None and np.all(np.isfinite(cfg.stress)):
+            # PlusStress (eV, xx yy zz yz xz xy, positive when compressed) = -sigma V
+            xx, yy, zz, yz, xz, xy = -np.asarray(cfg.stress, float) / abs(np.linalg.det(cfg.cell)) * EV_PER_A3_TO_GPA
+            cauchy = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+        out.append({"where": cfg.source, "cell": cfg.cell, "elements": [data.species[t] for t in cfg.types],
+                    "positions": cfg.positions, "energy": float(cfg.energy), "cauchy": cauchy})
     return out
-
-
-def _cauchy_gpa(stress_kbar: np.ndarray) -> np.ndarray:
-    """VASP's stress (kBar, xx yy zz xy yz zx, + compressive) -> Cauchy tensor (GPa, + tensile)."""
-    xx, yy, zz, xy, yz, zx = -np.asarray(stress_kbar, float) / KBAR_PER_GPA
-    return np.array([[xx, xy, zx], [xy, yy, yz], [zx, yz, zz]])
 
 
 def _voigt(t: np.ndarray, shear: float = 1.0) -> np.ndarray:
@@ -206,7 +178,7 @@ def mo_elastic_from_data(path, *, cut: float = DEFAULT_CUT, alt_cut: float = ALT
     recs = _records(path)
     if len({el for r in recs for el in r["elements"]}) != 1:
         raise PropertyError(f"elastic from data: {path} holds more than one element")
-    if any(r["stress_kbar"] is None or r["stress_kbar"].shape != (6,) for r in recs):
+    if any(r["cauchy"] is None for r in recs):
         raise PropertyError(f"elastic from data: every record of {path} needs a 6-component stress")
     # the reference is the most nearly cubic, lowest-|stress| cell
     def cubicness(r):
@@ -215,18 +187,18 @@ def mo_elastic_from_data(path, *, cut: float = DEFAULT_CUT, alt_cut: float = ALT
     cubic = [r for r in recs if cubicness(r) < 1e-6]
     if not cubic:
         raise PropertyError(f"elastic from data: {path} holds no unstrained cubic cell to strain from")
-    ref = min(cubic, key=lambda r: np.abs(r["stress_kbar"]).max())
+    ref = min(cubic, key=lambda r: np.abs(r["cauchy"]).max())
     cell_ref = ref["cell"]
     v0 = abs(np.linalg.det(cell_ref))
     cells = []
     for r in recs:
         f = np.linalg.solve(cell_ref, r["cell"]).T
         finv = np.linalg.inv(f)
-        pk2 = np.linalg.det(f) * finv @ _cauchy_gpa(r["stress_kbar"]) @ finv.T
+        pk2 = np.linalg.det(f) * finv @ r["cauchy"] @ finv.T
         nominal = float(np.abs(_voigt(0.5 * (f + f.T) - np.eye(3), 2.0)).max())
         cells.append({"E": _voigt(0.5 * (f.T @ f - np.eye(3)), 2.0), "S": _voigt(pk2), "nominal": nominal,
                       "energy": r["energy"]})
-    s_ref = _voigt(_cauchy_gpa(ref["stress_kbar"]))
+    s_ref = _voigt(ref["cauchy"])
     main, alt = _cubic_fit(cells, s_ref, cut), _cubic_fit(cells, s_ref, alt_cut)
     if main["n_cells"] < 4:
         raise PropertyError(f"elastic from data: only {main['n_cells']} cells of {path} within strain {cut}")
