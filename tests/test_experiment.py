@@ -303,10 +303,12 @@ def test_every_shipped_experiment_is_tested():
     """No experiment file ships without a load test (mlp_cli_compare: tests/test_native.py
     runs it with a stand-in mlp; study_agpd_mtp: tests/test_references.py; finetune_demo,
     finetune_mo: tests/test_finetune_controls.py; properties_agpd and the [properties] of
-    quick and finetune_demo: tests/test_properties_experiment.py)."""
-    assert sorted(p.stem for p in EXPERIMENTS.glob("*.toml")) == ["finetune_demo", "finetune_mo", "mlp_cli_compare",
-                                                                  "properties_agpd", "quick", "study_agpd_mtp",
-                                                                  "task1", "task1_etn", "task4", "task5", "task6"]
+    quick and finetune_demo: tests/test_properties_experiment.py; curvature_agpd:
+    tests/test_curvature_experiment.py)."""
+    assert sorted(p.stem for p in EXPERIMENTS.glob("*.toml")) == ["curvature_agpd", "finetune_demo", "finetune_mo",
+                                                                  "mlp_cli_compare", "properties_agpd", "quick",
+                                                                  "study_agpd_mtp", "task1", "task1_etn", "task4",
+                                                                  "task5", "task6"]
 
 
 # ------------------------------------------------------------------- malformed files
@@ -315,6 +317,12 @@ def test_every_shipped_experiment_is_tested():
 # point to is the one marked "# <-" in the text.
 MODEL_ONLY = HEAD.split("[data.d]")[0]
 MALFORMED = [
+    ("analysis not a flag", HEAD + ADAM + "[analysis]\ncurvature = 1  # <-\n",
+     "analysis.curvature: expected true or false"),
+    ("analysis every 0", HEAD + ADAM + "[analysis]\ncurvature = true\nevery = 0  # <-\n",
+     "analysis.every: must be an integer >= 1"),
+    ("analysis unknown key", HEAD + ADAM + "[analysis]\ncurvature = true\nlanczos = 3  # <-\n",
+     "analysis.lanczos: unknown key in [analysis]"),
     ("unknown top key", HEAD.replace("seeds = 2", "seeds = 2\nbogus = 1  # <-") + ADAM,
      "bogus: unknown key at the top level"),
     ("unknown optimizer", HEAD + '[[optimizers]]\nname = "adamm"  # <-\n', "optimizers[0].name: unknown optimizer"),

@@ -12,10 +12,11 @@ users can check the embedded engine against MLIP by themselves, and the experime
     optbench report STORE|EXPERIMENT          tables and figures: report.md and report.html
     optbench export STORE -o runs.csv         one row per run, as CSV or Parquet
     optbench properties POT --structure S     EOS, elastic constants, phonons, MD, defects (vs a reference)
+    optbench analyze curvature POT DATA       Hessian / Gauss-Newton spectra of the loss (or STORE KEY)
 
 One module per group of subcommands: potentials.py (efs, errors, template, info),
 training.py (train, optimizers), experiments.py (validate, run, report, export),
-properties.py (properties); their
+properties.py (properties), analysis.py (analyze); their
 shared options in arguments.py.
 """
 
@@ -24,14 +25,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from optbench.cli import experiments, potentials, properties, training
+from optbench.cli import analysis, experiments, potentials, properties, training
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``optbench``."""
     p = argparse.ArgumentParser(prog="optbench", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (potentials, training, experiments, properties):
+    for group in (potentials, training, experiments, properties, analysis):
         group.register(sub)
     return p
 

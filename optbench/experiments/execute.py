@@ -90,6 +90,20 @@ def _test_metrics(objective, result, tests: dict, notes: list) -> dict:
     return out
 
 
+def _curvature(objective, result, settings, curvature: dict, progress, notes: list) -> list[dict]:
+    """The [analysis] of a finished run: the spectra at its snapshots (analysis.points),
+    as JSON-ready dicts; a failure is a note, not a failed run."""
+    from optbench.analysis.points import analyze_snapshots
+    from optbench.properties.base import jsonable
+
+    try:
+        return jsonable(analyze_snapshots(objective, getattr(result, "snapshots", None) or [], hyper=settings.hyper,
+                                          settings=curvature, progress=progress))
+    except Exception as err:  # the run's training result stands without its analysis
+        notes.append(f"curvature analysis failed: {type(err).__name__}: {err}")
+        return []
+
+
 def execute_run(spec_dict: dict, progress: Callable[[str], None] | None = None) -> dict:
     """Train one run (a RunSpec as a dict) and return its record: RunResult.to_dict()
     plus "potential_text" and "best_potential_text" (the potential files of the last and
@@ -105,6 +119,9 @@ def execute_run(spec_dict: dict, progress: Callable[[str], None] | None = None) 
         objective = build_objective(spec.model, train_set, valid, LossWeights(**spec.weights), spec.threads)
         result = train(objective, settings, progress=progress)
         record = result.to_dict()
+        if spec.settings.get("curvature") is not None and result.status != RunStatus.FAILED:
+            record["curvature"] = _curvature(objective, result, settings, spec.settings["curvature"], progress,
+                                             record.setdefault("notes", []))
         tests = load_test_sets(spec.data, train_set.species)
         if tests and result.status != RunStatus.FAILED:
             record["tests"] = _test_metrics(objective, result, tests, record.setdefault("notes", []))

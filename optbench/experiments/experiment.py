@@ -145,6 +145,10 @@ Top level
 [properties]      physical properties of each finished run's potential (structures, compute,
                   reference, ...): optbench/experiments/properties_plan.py
 
+[analysis]        the curvature of each run's loss (Hessian, Gauss-Newton and the optimizer's
+                  preconditioned spectra) at the points it went through:
+                  optbench/experiments/analysis_plan.py
+
 [[references]]    results of another code (a published study) read from CSV files, one row
                   per seed, shown beside optbench's in the report (optbench/experiments/
                   references.py); one entry per set of files
@@ -195,6 +199,7 @@ from typing import TYPE_CHECKING, Callable
 from optbench.engine import MAX_THREADS
 from optbench.experiments.baseline import BaselineError, choose_baseline
 from optbench.experiments.entries import _entry, _expand
+from optbench.experiments.analysis_plan import apply_analysis, parse_analysis
 from optbench.experiments.properties_plan import parse_properties
 from optbench.experiments.references import read_references
 from optbench.experiments.runspec import RunSpec, current_code_version
@@ -270,7 +275,7 @@ class Experiment:
 
 
 _TOP_KEYS = ("name", "description", "store", "seeds", "baseline", "threads", "paths", "weights", "budget",
-             "models", "data", "optimizers", "report", "references", "properties")
+             "models", "data", "optimizers", "report", "references", "properties", "analysis")
 
 
 def load_experiment(path, variables: dict[str, str] | None = None) -> Experiment:
@@ -314,6 +319,7 @@ def _build(ctx: _Context, doc: dict) -> Experiment:
     entries = [_entry(ctx, i, raw, seeds, models, data) for i, raw in enumerate(raw_entries)]
     default_budget = _default_budget(ctx, doc["budget"]) if "budget" in doc else None
     runs = _expand(ctx, name, models, data, entries, _weights(ctx, doc.get("weights", {})), default_budget, threads)
+    runs = apply_analysis(runs, parse_analysis(ctx, doc.get("analysis")))
     store = ctx.resolve(_string(ctx, ("store",), doc.get("store", f"results/{name}/store.sqlite")))
     exp = Experiment(name=name, path=ctx.folder / Path(ctx.file).name,
                      description=_string(ctx, ("description",), doc.get("description", "")),

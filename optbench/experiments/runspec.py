@@ -33,7 +33,8 @@ optimizer: a name of optbench.optim.REGISTRY; variant: the label of this optimiz
 settings: TrainSettings as JSON: {"hyper": {...}, "lr", "batch_size", "clip",
     "schedule": "cosine,warmup=100" | None, "budget": "epochs=50,seconds=60", "seed",
     "init_interval", "perturb_sigma", "perturb_every", "eval_every",
-    "target_valid_epa" (eV/atom), "early_stop", "refine", "refine_fraction"}; absent keys
+    "target_valid_epa" (eV/atom), "early_stop", "refine", "refine_fraction",
+    "snapshot_every", "curvature" (the [analysis] section: analysis_plan.py)}; absent keys
     take TrainSettings' defaults.
 threads: engine threads for this run.
 """
@@ -53,7 +54,7 @@ from optbench.train import Budget, Schedule, TrainSettings
 
 _SETTINGS_KEYS = ("hyper", "lr", "batch_size", "clip", "schedule", "budget", "seed", "init_interval",
                   "perturb_sigma", "perturb_every", "eval_every", "target_valid_epa", "early_stop", "refine",
-                  "refine_fraction")
+                  "refine_fraction", "snapshot_every", "curvature")
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class RunSpec:
         s = dict(self.settings)
         kw = {k: s[k] for k in ("hyper", "lr", "batch_size", "clip", "seed", "init_interval", "perturb_sigma",
                                 "perturb_every", "eval_every", "target_valid_epa", "early_stop", "refine",
-                                "refine_fraction") if s.get(k) is not None}
+                                "refine_fraction", "snapshot_every") if s.get(k) is not None}
         kw["hyper"] = dict(kw.get("hyper", {}))
         return TrainSettings(optimizer=self.optimizer, schedule=Schedule.parse(s.get("schedule")),
                              budget=Budget.parse(s["budget"]) if s.get("budget") else Budget(epochs=100), **kw)

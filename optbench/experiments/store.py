@@ -16,6 +16,8 @@ properties (key, which, name, structure) -> a physical property of a finished ru
            "unstable" or "failed", the settings it was computed with as JSON, seconds).
 property_references  (experiment, label, name, structure) -> the reference's result
            ("emt", "dft-from-data" or numbers from the file), same columns.
+curvature  (key, step, stage) -> the spectra of a run's loss at one of its points
+           ([analysis]; optbench/analysis/points.py: analyze_point's dict as JSON).
 
 Life of a run: `claim` inserts it as "running" with its owner (host, pid of the runner);
 `finish` writes its result in one transaction; `release` gives back a claim its runner
@@ -75,6 +77,10 @@ CREATE TABLE IF NOT EXISTS properties (
     key TEXT NOT NULL, which TEXT NOT NULL, name TEXT NOT NULL, structure TEXT NOT NULL,
     status TEXT NOT NULL, settings TEXT NOT NULL, result TEXT NOT NULL, seconds REAL, computed_at REAL,
     PRIMARY KEY (key, which, name, structure)
+);
+CREATE TABLE IF NOT EXISTS curvature (
+    key TEXT NOT NULL, step INTEGER NOT NULL, stage TEXT NOT NULL, result TEXT NOT NULL,
+    PRIMARY KEY (key, step, stage)
 );
 CREATE TABLE IF NOT EXISTS property_references (
     experiment TEXT NOT NULL, label TEXT NOT NULL, name TEXT NOT NULL, structure TEXT NOT NULL,
@@ -246,6 +252,9 @@ class Store:
                     for name, (block, stat) in METRIC_NAMES.items():
                         rows.append((key, which, f"test:{label}", name, _finite_or_none(m[block][stat])))
             self.db.executemany("INSERT OR REPLACE INTO metrics VALUES (?,?,?,?,?)", rows)
+            self.db.executemany("INSERT OR REPLACE INTO curvature VALUES (?,?,?,?)",
+                                [(key, int(c["step"]), c.get("stage", "optimizer"), json.dumps(c))
+                                 for c in result.get("curvature") or []])
             self.db.execute("INSERT OR REPLACE INTO histories VALUES (?,?,?,?,?,?)",
                             (key, json.dumps(hist["step"]), json.dumps(hist["loss"]), json.dumps(hist["configs"]),
                              json.dumps(hist["seconds"]), json.dumps(hist["evals"])))
@@ -347,6 +356,14 @@ class Store:
         return self._results_frame(
             "SELECT experiment, label, name, structure, status, settings, seconds, result FROM property_references",
             "experiment", experiment, "rowid")
+
+    def curvature_frame(self, experiment: str | None = None):
+        """A pandas DataFrame, one row per analysed point of a finished run: key, step,
+        stage, result (analysis.points.analyze_point's dict), with the run's model, data,
+        variant, optimizer and seed."""
+        return self._results_frame(
+            "SELECT c.key, c.step, c.stage, c.result, r.model, r.data, r.variant, r.optimizer, r.seed, r.experiment "
+            "FROM curvature c JOIN runs r ON c.key = r.key", "r.experiment", experiment, "r.rowid, c.step")
 
     def _results_frame(self, sql: str, column: str, experiment: str | None, order: str):
         import pandas as pd

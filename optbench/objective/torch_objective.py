@@ -220,6 +220,47 @@ class TorchObjective:
         self.configs_evaluated += idx.size
         return total / idx.size, g
 
+    def hvp(self, x: np.ndarray, v: np.ndarray, batch: np.ndarray | None = None) -> np.ndarray:
+        """H v for H the Hessian of the mean loss over the batch (None: the whole training
+        set) at x, exact by double backward: the gradient g with create_graph=True, then
+        the gradient of g . v (Pearlmutter's trick); loss units per parameter unit squared
+        times v's units, float64 (computed in the model's dtype).
+
+        The force terms already differentiate the energy twice (forces = -dE/dpositions,
+        then the loss's gradient in the parameters), so H v is a third derivative of the
+        network's energy; SevenNet-0's operations (e3nn tensor products, SiLU gates,
+        Bessel bases) support it: tests/test_curvature.py checks it against a central
+        difference of gradients. Cost: about three gradient evaluations' time and the
+        memory of a graph one order deeper than the gradient's (measured in
+        benchmarks/curvature_costs.py); the configurations are processed in the same
+        chunks as loss_grad, whose Hessians add up."""
+        torch = self._torch
+        idx = self._indices(batch)
+        v = np.asarray(v, dtype=np.float64)
+        if v.shape != (self.n_params,):
+            raise ValueError(f"v has shape {v.shape}, expected ({self.n_params},)")
+        self._set(x)
+        vt, pieces, i = torch.from_numpy(v), [], 0
+        for p in self._params:
+            pieces.append(vt[i:i + p.numel()].reshape(p.shape).to(p.dtype))
+            i += p.numel()
+        total = [torch.zeros_like(p) for p in self._params]
+        for part in self._train.chunks(idx):
+            terms = self._terms(self._train, part, training=True)
+            grads = torch.autograd.grad(terms, self._params, create_graph=True, allow_unused=True)
+            # g . v over the parameters whose gradient still depends on the parameters (a
+            # parameter the loss is linear in, or does not use, adds nothing to H v)
+            dots = [(g * w).sum() for g, w in zip(grads, pieces) if g is not None and g.requires_grad]
+            if not dots:
+                continue
+            hv = torch.autograd.grad(torch.stack(dots).sum(), self._params, allow_unused=True)
+            for t, h in zip(total, hv):
+                if h is not None:
+                    t += h.detach()
+        self.configs_evaluated += idx.size
+        out = torch.cat([t.reshape(-1) for t in total]).to(torch.float64).numpy()
+        return out / idx.size
+
     def _loss_on(self, split: _Split, idx: np.ndarray) -> float:
         return sum(float(self._terms(split, part, training=False)) for part in split.chunks(idx)) / idx.size
 

@@ -9,6 +9,8 @@ Always full batch: the line searches assume a deterministic function.
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 from scipy.optimize import minimize
 
@@ -53,7 +55,9 @@ def scipy_minimize(tracker, x0: np.ndarray, method: str, options: dict, info: di
     returns the final point. `loss_grad` replaces the Tracker's full-batch loss and
     `x_of(z)` maps SciPy's variables to the full parameter vector (separable methods).
     Raises the Tracker's StopRun when the budget ends or the loss diverges; the last
-    accepted iterate is then in tracker.x."""
+    accepted iterate is then in tracker.x. When minimize returns, tracker.opt_state is
+    {"hess_inv": res.hess_inv} (with L-BFGS-B also "iterates", its last accepted points,
+    oldest first); while it runs, or when StopRun ends it, None."""
 
     x_of = x_of or (lambda z: z)
     base = loss_grad or (lambda z: tracker.loss_grad(z, None))
@@ -64,11 +68,19 @@ def scipy_minimize(tracker, x0: np.ndarray, method: str, options: dict, info: di
 
     cache = CachedLossGrad(guarded)
     nit = 0
+    # The last accepted points (SciPy's variables): they put the correction pairs of
+    # L-BFGS-B's circular workspace in order for the curvature analysis (maxcor + 2
+    # points span the maxcor pairs it keeps).
+    iterates = deque([np.array(x0, dtype=np.float64)], maxlen=int(options.get("maxcor", 10)) + 2)
+    tracker.opt_state = None  # SciPy keeps its quasi-Newton matrix to itself until minimize returns
 
     def on_iteration(intermediate_result):
         nonlocal nit
         nit += 1
-        tracker.x = x_of(np.array(intermediate_result.x))
+        z = np.array(intermediate_result.x)
+        if method == "L-BFGS-B":
+            iterates.append(z)
+        tracker.x = x_of(z)
         tracker.record(float(intermediate_result.fun), tracker.x)
 
     try:
@@ -76,6 +88,11 @@ def scipy_minimize(tracker, x0: np.ndarray, method: str, options: dict, info: di
     except StopRun:
         info.update(nit=info.get("nit", 0) + nit, nfev=info.get("nfev", 0) + cache.nfev, success=False)
         raise
+    # The inverse Hessian approximation (BFGS: a dense array; L-BFGS-B: an
+    # LbfgsInvHessProduct) for optbench.analysis.preconditioners; the run does not use it.
+    tracker.opt_state = {"hess_inv": res.hess_inv}
+    if method == "L-BFGS-B":
+        tracker.opt_state["iterates"] = np.array(iterates)
     info.update(nit=info.get("nit", 0) + res.nit, nfev=info.get("nfev", 0) + cache.nfev,
                 success=bool(res.success), message=f"{method}: {res.message}",
                 status=RunStatus.CONVERGED if res.success else RunStatus.STOPPED)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from optbench.experiments.store import Store
 from optbench.io.outputs import atomic_output, write_text_atomic
+from optbench.report.curvature import curvature_section
 from optbench.report.figures import (
     fig_box,
     fig_equal_budget,
@@ -188,6 +189,7 @@ def _write(store: Store, out_dir, experiment, baseline, options, keys=None, data
     left_out = 0 if keys is None else len(store.runs_frame(experiment)) - len(runs)
     histories = load_histories(store, runs["key"])
     props = (store.properties_frame(experiment), store.references_frame(experiment))
+    curvature = store.curvature_frame(experiment)
     groups = make_groups(runs, histories, baseline)
     problems = [str(m) for m in data_findings or []] + _unfinished(store, experiment)
     if runs["code_version"].nunique() > 1:
@@ -219,11 +221,14 @@ def _write(store: Store, out_dir, experiment, baseline, options, keys=None, data
     tables: dict[str, list[pd.DataFrame]] = {k: [] for k in ("overview", "summary", "outliers", "vs_baseline",
                                                              "equal_budget", "time_to_target", "flags",
                                                              "references", "test_sets", "properties",
-                                                             "property_errors", "property_correlation")}
+                                                             "property_errors", "property_correlation",
+                                                             "curvature", "curvature_correlation")}
     figures: list[Path] = []
     baselines, targets = {}, {}
     for g in groups:
         _group_section(doc, g, options, tables, figures, fig_dir, problems, baselines, targets, references, props)
+        curvature_section(doc, g, curvature, tables,
+                          lambda todo, g=g: _emit_figures(doc, g, todo, figures, fig_dir, problems))
     _references_without_runs(references, groups, problems)
     doc.blocks.insert(problems_at, ("h", (2, "What is missing or suspect")))
     doc.blocks.insert(problems_at + 1, ("ul", problems) if problems else ("p", "Nothing: every run has results."))

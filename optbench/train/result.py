@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,14 @@ class RunResult:
     "diverged" (NaN/inf loss or gradient), "stopped" (the optimizer gave up, e.g. a
     line-search failure), "timed_out" (an outside trainer, MLIP's mlp train, was killed at
     the time limit before saving) or "failed" (an error; message says which).
+
+    In memory only, not in the record (to_dict): opt_state, the optimizer's final state
+    (a step-based optimizer's dict, {"hess_inv": ...} when SciPy's minimize returned,
+    else None), and with settings.snapshot_every, snapshots: dicts {"step", "stage"
+    ("optimizer" | "refine"), "x" (float64 copy of the optimizer's iterate), "state"
+    (deep copy, or None), "optimizer" (the stage's: "lbfgs" for the refinement)} at step
+    0, every snapshot_every steps, at the end of the optimizer's stage and, with
+    refine="lbfgs", before and after the refinement.
     """
 
     status: str
@@ -53,6 +62,8 @@ class RunResult:
     nfev: int | None = None
     success: bool | None = None
     notes: list[str] = field(default_factory=list)
+    opt_state: Any = None
+    snapshots: list[dict] = field(default_factory=list)
 
     def to_dict(self, params: bool = False) -> dict:
         """JSON-ready record (parameters only when `params`)."""

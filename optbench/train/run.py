@@ -9,6 +9,10 @@ quasi-Newton methods, the Adam -> L-BFGS hybrid and the separable least-squares 
 drive their own iterations (optim/quasi_newton.py, separable.py) through the same
 `Tracker` (tracker.py), so every run has the same budget accounting, history and result.
 
+With settings.snapshot_every the result also holds snapshots of the parameters and the
+optimizer's state (RunResult.snapshots; Tracker.snapshot) for the curvature analysis
+(optbench.analysis.preconditioners): taken from the run, never changing it.
+
 A NaN or inf loss or gradient ends a run as "diverged" with its history intact; no
 exception reaches the caller for a diverging optimizer. With one engine thread the same
 settings give the same history bit for bit.
@@ -18,6 +22,7 @@ settings give the same history bit for bit.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import replace
 from typing import Callable
 
@@ -61,11 +66,14 @@ def train(objective, settings: TrainSettings, progress: Callable[[str], None] | 
     def stage():
         if is_step:
             opt = entry.build(**settings.hyper)
+            tracker.snapshot(x0, _initial_state(opt, x0) if settings.snapshot_every else None)
             run_steps(tracker, opt, x0, lr, shuffle_rng, perturb_rng)
         else:
+            tracker.snapshot(x0, None)  # a driver's state is its own until it returns
             entry.run(tracker, x0, lr, dict(settings.hyper), shuffle_rng, perturb_rng, scipy_info, notes)
 
     status, message = _guarded(stage, scipy_info)
+    tracker.snapshot()  # the end of the optimizer's stage, with its final state
     x_last = _last_point(tracker, is_step)
     if refine and status in _REFINABLE and settings.budget.reason(tracker.configs, tracker.n_train,
                                                                   tracker.train_seconds()) is None:
@@ -86,7 +94,7 @@ def train(objective, settings: TrainSettings, progress: Callable[[str], None] | 
         steps=tracker.steps, configs_evaluated=tracker.configs, train_seconds=tracker.train_seconds(),
         wall_seconds=time.perf_counter() - t_wall, history=tracker.history,
         nit=scipy_info.get("nit"), nfev=scipy_info.get("nfev"), success=scipy_info.get("success"),
-        notes=notes)
+        notes=notes, opt_state=tracker.opt_state, snapshots=tracker.snapshots)
 
 
 #: How an optimizer's stage may end for a refinement to follow, while the whole budget
@@ -111,6 +119,15 @@ def _guarded(stage: Callable[[], None], scipy_info: dict) -> tuple[RunStatus, st
     return status, message
 
 
+def _initial_state(opt, x0: np.ndarray):
+    """The state run_steps starts from, opt.init(x0) (init is pure, so this is the same
+    state), for the step-0 snapshot; a warning init gives (Muon's prime N) is given once,
+    by run_steps' own call."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return opt.init(x0)
+
+
 def _last_point(tracker: Tracker, is_step: bool) -> np.ndarray:
     """The optimizer's current point (a schedule-free method's evaluation point)."""
     if is_step and hasattr(tracker, "opt"):
@@ -131,7 +148,10 @@ def _refine(tracker: Tracker, settings: TrainSettings, x_last: np.ndarray, statu
     if hasattr(tracker, "opt"):
         del tracker.opt  # the refinement's points are L-BFGS-B's own
     tracker.x = start
+    tracker.snapshot_stage, tracker.snapshot_optimizer = "refine", "lbfgs"
+    tracker.snapshot(start, None)  # before the refinement: L-BFGS-B has no state yet
     info: dict = {}
     status, message = _guarded(
         lambda: scipy_minimize(tracker, start, "L-BFGS-B", lbfgs_options(QN["lbfgs"].check({})), info), info)
+    tracker.snapshot()  # after it, with SciPy's hess_inv when minimize returned
     return tracker.x, status, f"L-BFGS-B refinement: {message}"

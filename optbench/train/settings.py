@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,6 +34,11 @@ class TrainSettings:
     refine: "none", or "lbfgs": after the optimizer, an L-BFGS-B refinement on the whole
       training set (the fine-tuning study's "+ L-BFGS") from the optimizer's last
       (early-stopped: best) point, for the last `refine_fraction` of every budget limit.
+    snapshot_every: keep the parameters and a deep copy of the optimizer state every this
+      many steps, at the start and at the end of each stage (RunResult.snapshots, for the
+      curvature analysis; None: none, the default). Snapshots never change the trajectory
+      and are not part of the run's record, but each holds a copy of x and of the state
+      (Adam: 3 vectors; BFGS: an n x n matrix): for large models make it large.
     """
 
     optimizer: str = "adam"
@@ -51,6 +57,7 @@ class TrainSettings:
     early_stop: int | None = None
     refine: str = "none"
     refine_fraction: float = 0.2
+    snapshot_every: int | None = None
 
     def __post_init__(self):
         if self.batch_size is not None and self.batch_size < 1:
@@ -69,10 +76,17 @@ class TrainSettings:
             raise ValueError(f"refine must be one of {', '.join(REFINEMENTS)}, got {self.refine!r}")
         if not 0 < self.refine_fraction < 1:
             raise ValueError(f"refine_fraction must be in (0, 1), got {self.refine_fraction}")
+        if self.snapshot_every is not None and (isinstance(self.snapshot_every, bool)
+                                                or not isinstance(self.snapshot_every, numbers.Integral)
+                                                or self.snapshot_every < 1):
+            raise ValueError(f"snapshot_every must be a whole number of steps >= 1, got {self.snapshot_every!r}")
 
     def to_dict(self) -> dict:
-        """JSON-ready description of the settings."""
+        """JSON-ready description of the settings (snapshot_every only when set, so that
+        the records of runs without snapshots stay as they were)."""
         d = asdict(self)
+        if self.snapshot_every is None:
+            del d["snapshot_every"]
         d["schedule"] = self.schedule.describe()
         d["budget"] = self.budget.to_dict()
         return d

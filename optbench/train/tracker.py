@@ -1,8 +1,10 @@
 """The Tracker: budget, history, periodic evaluation and best-parameter keeping for one
-run; every optimizer reaches the Objective through it."""
+run; every optimizer reaches the Objective through it. With settings.snapshot_every it
+also keeps snapshots of the parameters and optimizer state for the curvature analysis."""
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from typing import Callable
@@ -15,6 +17,8 @@ from optbench.optim.loop import StopRun
 from optbench.status import RunStatus
 from optbench.train.result import History
 from optbench.train.settings import TrainSettings
+
+_CURRENT = object()  # Tracker.snapshot's default: the optimizer's current state
 
 
 class Tracker:
@@ -42,10 +46,37 @@ class Tracker:
         self.extra_budget: Budget | None = None  # a phase's own limit (hybrid optimizers)
         self.early_stop = settings.early_stop if self.has_valid else None
         self.evals_since_best = 0
+        # The optimizer's current state: run_steps keeps it here, SciPy drivers leave
+        # {"hess_inv": ...} when minimize returns, other drivers keep none.
+        self.opt_state = None
+        self.snapshots: list[dict] = []
+        self.snapshot_stage, self.snapshot_optimizer = "optimizer", settings.optimizer
+        self.snapshot_seconds = 0.0
+
+    def snapshot(self, x: np.ndarray | None = None, state=_CURRENT) -> None:
+        """Keep a snapshot (settings.snapshot_every set; else nothing): {"step", "stage"
+        ("optimizer" or "refine"), "x" (a float64 copy of `x`, default the optimizer's
+        iterate self.x), "state" (a deep copy of `state`, default self.opt_state),
+        "optimizer"}. A snapshot at the step and stage of the previous one replaces it:
+        it holds the same parameters and at least as much state. Its time is not charged
+        to the run (train_seconds)."""
+        if self.settings.snapshot_every is None:
+            return
+        t = time.perf_counter()
+        snap = {"step": self.steps, "stage": self.snapshot_stage,
+                "x": np.array(self.x if x is None else x, dtype=np.float64, copy=True),
+                "state": copy.deepcopy(self.opt_state if state is _CURRENT else state),
+                "optimizer": self.snapshot_optimizer}
+        last = self.snapshots[-1] if self.snapshots else None
+        if last is not None and (last["step"], last["stage"]) == (snap["step"], snap["stage"]):
+            self.snapshots[-1] = snap
+        else:
+            self.snapshots.append(snap)
+        self.snapshot_seconds += time.perf_counter() - t
 
     def train_seconds(self) -> float:
-        """Seconds since the start, less the time spent on evaluations."""
-        return time.perf_counter() - self.t0 - self.eval_seconds
+        """Seconds since the start, less the time spent on evaluations and snapshots."""
+        return time.perf_counter() - self.t0 - self.eval_seconds - self.snapshot_seconds
 
     def budget_reason(self, extra: int = 0) -> str | None:
         """Why the budget (or the current phase's) is used up, counting `extra` more
@@ -84,6 +115,9 @@ class Tracker:
         h.loss.append(float(loss))
         h.configs.append(self.configs)
         h.seconds.append(self.train_seconds())
+        every = self.settings.snapshot_every
+        if every is not None and self.steps % every == 0:
+            self.snapshot()  # before the evaluation, which may end the run
         if self.steps % self.eval_every == 0:
             self.evaluate(x_eval)
 
