@@ -292,3 +292,21 @@ def test_snapshots_stay_out_of_records_and_run_keys(objective):
                    variant="adam lr=0.01", settings={"lr": 0.01, "budget": "epochs=5", "seed": 3})
     assert spec.key("0.1.0+ctest") == "ab9b20ad33e69ef7"  # computed before snapshot_every existed
     assert spec.train_settings().snapshot_every is None
+
+
+def test_budget_ended_lbfgs_keeps_its_correction_pairs(objective):
+    """An L-BFGS-B refinement that the budget ends inside a line search (SciPy then
+    returns no hess_inv) still leaves its correction pairs: the preconditioner is the
+    L-BFGS inverse B of those pairs, which satisfies the secant equation of the newest
+    pair, B y = s (exact for L-BFGS; 1e-8 relative), and every kept pair has s'y > 0."""
+    r = train(objective, TrainSettings(optimizer="adam", budget=Budget(epochs=60), seed=2, init_interval=1e-2,
+                                       refine="lbfgs", snapshot_every=100))
+    end = r.snapshots[-1]
+    assert end["stage"] == "refine" and r.status == "budget"
+    pairs = end["state"]["lbfgs_pairs"]
+    s, y = np.asarray(pairs["s"]), np.asarray(pairs["y"])
+    assert 1 <= len(s) <= 10 and np.all(np.einsum("ij,ij->i", s, y) > 0)
+    pre = preconditioner("lbfgs", end["state"], {}, objective.n_params)
+    assert pre.kind == "lbfgs_inverse" and "line search" in pre.description
+    By = pre.inverse.matvec(y[-1])
+    assert np.linalg.norm(By - s[-1]) <= 1e-8 * np.linalg.norm(s[-1])

@@ -184,6 +184,16 @@ def _radam(name: str, state, h: dict, n: int, what: str) -> Preconditioner:
 
 def _from_hess_inv(name: str, state, n: int, what: str) -> Preconditioner:
     """A SciPy quasi-Newton state {"hess_inv": ..., "iterates": ...} (quasi_newton.py)."""
+    if state and state.get("hess_inv") is None and state.get("lbfgs_pairs") is not None:
+        s_, y_ = (np.asarray(state["lbfgs_pairs"][k], np.float64) for k in ("s", "y"))
+        if s_.shape[1] != n:
+            return Preconditioner("none", f"{what}: correction pairs over {s_.shape[1]} of the {n} parameters", n,
+                                  name)
+        op = LbfgsInverse(s_, y_, float(s_[-1] @ y_[-1]) / float(y_[-1] @ y_[-1]))
+        return Preconditioner("lbfgs_inverse", f"{what}: B = the L-BFGS inverse of the {s_.shape[0]} correction "
+                                               "pairs of the last accepted points (the budget ended L-BFGS-B inside "
+                                               f"a line search, so SciPy handed over no matrix), H0 = "
+                                               f"(s'y / y'y) I = {op.gamma:.3g} I, P = B^(-1)", n, name, inverse=op)
     if not state or state.get("hess_inv") is None:
         return Preconditioner("none", f"{what}: no hess_inv in the state: SciPy hands its matrix over only when "
                                       "minimize returns; this run or snapshot ended inside a line search (budget, "

@@ -32,6 +32,16 @@ class CachedLossGrad:
         self._value: tuple[float, np.ndarray] | None = None
         self.nfev = 0
 
+    @property
+    def last_x(self) -> np.ndarray | None:
+        """The last point evaluated (None before the first)."""
+        return self._x
+
+    @property
+    def last_grad(self) -> np.ndarray | None:
+        """The gradient at last_x."""
+        return None if self._value is None else self._value[1]
+
     def _eval(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         if self._x is None or not np.array_equal(x, self._x):
             self._value = self._loss_grad(np.array(x, dtype=np.float64))
@@ -48,6 +58,16 @@ class CachedLossGrad:
         return self._eval(x)[1]
 
 
+def _pairs_state(accepted: list[tuple[np.ndarray, np.ndarray]]) -> dict | None:
+    """{"lbfgs_pairs": {"s", "y"}}: the correction pairs (oldest first) of successive
+    accepted points with positive curvature s'y (those L-BFGS-B keeps), or None."""
+    pairs = [(x1 - x0, g1 - g0) for (x0, g0), (x1, g1) in zip(accepted, accepted[1:])]
+    pairs = [(s, y) for s, y in pairs if float(s @ y) > np.finfo(float).eps * float(y @ y)]
+    if not pairs:
+        return None
+    return {"lbfgs_pairs": {"s": np.array([p[0] for p in pairs]), "y": np.array([p[1] for p in pairs])}}
+
+
 def scipy_minimize(tracker, x0: np.ndarray, method: str, options: dict, info: dict,
                    loss_grad=None, x_of=None) -> np.ndarray:
     """Run scipy.optimize.minimize(method) from x0 under the Tracker's budget; records
@@ -57,14 +77,23 @@ def scipy_minimize(tracker, x0: np.ndarray, method: str, options: dict, info: di
     Raises the Tracker's StopRun when the budget ends or the loss diverges; the last
     accepted iterate is then in tracker.x. When minimize returns, tracker.opt_state is
     {"hess_inv": res.hess_inv} (with L-BFGS-B also "iterates", its last accepted points,
-    oldest first); while it runs, or when StopRun ends it, None."""
+    oldest first); while it runs None; when StopRun ends an L-BFGS-B run,
+    {"lbfgs_pairs": {"s", "y"}}, the correction pairs of its last accepted points."""
 
     x_of = x_of or (lambda z: z)
     base = loss_grad or (lambda z: tracker.loss_grad(z, None))
 
+    # The same points with their gradients (the cache holds the accepted point's: L-BFGS-B
+    # accepts the last point its line search evaluated), for the correction pairs of a run
+    # that the budget ends inside a line search, when SciPy hands over no matrix.
+    accepted = deque(maxlen=int(options.get("maxcor", 10)) + 1)
+
     def guarded(z):
         stop_if_spent(tracker)
-        return base(z)
+        value = base(z)
+        if method == "L-BFGS-B" and not accepted and np.array_equal(z, x0):
+            accepted.append((np.array(z, dtype=np.float64), np.array(value[1], dtype=np.float64)))  # the start
+        return value
 
     cache = CachedLossGrad(guarded)
     nit = 0
@@ -80,6 +109,8 @@ def scipy_minimize(tracker, x0: np.ndarray, method: str, options: dict, info: di
         z = np.array(intermediate_result.x)
         if method == "L-BFGS-B":
             iterates.append(z)
+            if cache.last_x is not None and np.array_equal(cache.last_x, z):
+                accepted.append((z, np.array(cache.last_grad, dtype=np.float64)))
         tracker.x = x_of(z)
         tracker.record(float(intermediate_result.fun), tracker.x)
 
@@ -87,6 +118,8 @@ def scipy_minimize(tracker, x0: np.ndarray, method: str, options: dict, info: di
         res = minimize(cache.fun, x0, jac=cache.jac, method=method, callback=on_iteration, options=options)
     except StopRun:
         info.update(nit=info.get("nit", 0) + nit, nfev=info.get("nfev", 0) + cache.nfev, success=False)
+        if method == "L-BFGS-B" and loss_grad is None:
+            tracker.opt_state = _pairs_state(list(accepted))
         raise
     # The inverse Hessian approximation (BFGS: a dense array; L-BFGS-B: an
     # LbfgsInvHessProduct) for optbench.analysis.preconditioners; the run does not use it.
