@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["PropertyResult", "PropertyError", "EV_PER_A3_TO_GPA", "EV_PER_A2_TO_J_PER_M2", "OK", "UNSTABLE",
-           "jsonable"]
+           "jsonable", "structure_label"]
 
 # ase.units: 1 eV/A^3 = 160.2176634 GPa; 1 eV/A^2 = 16.02176634 J/m^2.
 EV_PER_A3_TO_GPA = 160.21766208
@@ -32,6 +32,12 @@ UNSTABLE = "unstable"  # the potential, not the tool, failed (MD exploded, a rel
 class PropertyError(ValueError):
     """A property cannot be computed as asked (bad settings, an unknown structure); the
     message names the property, structure and setting."""
+
+
+def structure_label(atoms) -> str:
+    """The name a result carries for `atoms`: ``atoms.info['structure']`` (the name
+    structures.build_structure gave it), else its chemical formula."""
+    return str(atoms.info.get("structure") or atoms.get_chemical_formula())
 
 
 def jsonable(value):

@@ -36,7 +36,6 @@ import numpy as np
 from ase import Atoms
 from ase.build import surface
 from ase.constraints import FixedLine
-from ase.geometry import get_distances
 from ase.optimize import LBFGS
 
 from optbench.properties.base import (
@@ -45,7 +44,9 @@ from optbench.properties.base import (
     UNSTABLE,
     PropertyError,
     PropertyResult,
+    structure_label,
 )
+from optbench.properties.relax import MAX_ENERGY_DROP, MIN_DISTANCE, runaway_reason
 from optbench.properties.structures import parse_structure_name
 
 # The GSFE cell relaxes one strain (zz) by a small amount: the linear parametrisation of
@@ -59,10 +60,6 @@ except ImportError:  # pragma: no cover - older ase
 __all__ = ["MAX_ENERGY_DROP", "MIN_DISTANCE", "MIN_SLAB_THICKNESS", "gsfe_cell", "stacking_fault_bcc",
            "surface_energies", "surface_energy", "vacancy_formation"]
 
-# The shortest metallic bonds are above 2 A; closer than this the structure has collapsed.
-MIN_DISTANCE = 0.7
-# Cohesive energies are below 10 eV/atom: a larger drop in a relaxation is a hole in the potential.
-MAX_ENERGY_DROP = 5.0
 # Default slab thickness (A): twice the cut-off of typical potentials, so that the two
 # surfaces do not see each other.
 MIN_SLAB_THICKNESS = 12.0
@@ -70,21 +67,17 @@ MIN_SLAB_THICKNESS = 12.0
 
 # ---------------------------------------------------------------- shared helpers
 
-def _label(atoms: Atoms) -> str:
-    return str(atoms.info.get("structure") or atoms.get_chemical_formula())
-
-
 def _check_bulk(prop: str, atoms, *, cubic: bool = False) -> Atoms:
     """A calculator-free copy of `atoms`, checked to be a periodic crystal (cubic cell if asked)."""
     if not isinstance(atoms, Atoms) or len(atoms) == 0:
         raise PropertyError(f"{prop}: expected a non-empty ase.Atoms, got {type(atoms).__name__}")
     if not all(atoms.pbc) or atoms.cell.volume <= 1e-6:
-        raise PropertyError(f"{prop} of {_label(atoms)}: the structure must be periodic in 3D with a cell")
+        raise PropertyError(f"{prop} of {structure_label(atoms)}: the structure must be periodic in 3D with a cell")
     if cubic:
         cell = atoms.cell.array
         a = cell[0, 0]
         if not np.allclose(cell, np.eye(3) * a, atol=1e-6 * abs(a)):
-            raise PropertyError(f"{prop} of {_label(atoms)}: expected the conventional cubic cell "
+            raise PropertyError(f"{prop} of {structure_label(atoms)}: expected the conventional cubic cell "
                                 f"(structures.build_structure), got cell lengths {atoms.cell.cellpar()[:3].round(4)} "
                                 f"and angles {atoms.cell.cellpar()[3:].round(2)}")
     work = atoms.copy()
@@ -110,14 +103,6 @@ def _energy(calc, atoms: Atoms) -> float:
     return float(atoms.get_potential_energy())
 
 
-def _min_distance(atoms: Atoms) -> float:
-    if len(atoms) < 2:
-        return float("inf")
-    d = get_distances(atoms.positions, cell=atoms.cell, pbc=atoms.pbc)[1]
-    d[np.diag_indices(len(atoms))] = np.inf
-    return float(d.min())
-
-
 def _relax(calc, atoms: Atoms, fmax: float, max_steps: int, cell_mask=None) -> dict:
     """Relax `atoms` in place (at fixed cell, or the Voigt strains `cell_mask` too); its
     energies, steps and whether it converged or ran away."""
@@ -125,12 +110,8 @@ def _relax(calc, atoms: Atoms, fmax: float, max_steps: int, cell_mask=None) -> d
     opt = LBFGS(atoms if cell_mask is None else _CellFilter(atoms, mask=cell_mask), logfile=None)
     converged = bool(opt.run(fmax=fmax, steps=max_steps))
     e1 = float(atoms.get_potential_energy())
-    why = None
-    if (e0 - e1) / len(atoms) > MAX_ENERGY_DROP:
-        why = f"the relaxation lowered the energy by {(e0 - e1) / len(atoms):.2f} eV/atom (> {MAX_ENERGY_DROP})"
-    elif _min_distance(atoms) < MIN_DISTANCE:
-        why = f"atoms came within {_min_distance(atoms):.2f} A of each other (< {MIN_DISTANCE} A)"
-    elif not converged:
+    why = runaway_reason(atoms, e0 / len(atoms))  # collapsed atoms, a non-finite or runaway energy
+    if why is None and not converged:
         forces = atoms.get_forces()
         why = f"the relaxation did not reach fmax {fmax} eV/A in {max_steps} steps (max force " \
               f"{np.linalg.norm(forces, axis=1).max():.3g} eV/A)"
@@ -148,7 +129,7 @@ def vacancy_formation(calc, atoms: Atoms, *, supercell=(3, 3, 3), relax: bool = 
     steps, converged."""
     prop = "vacancy"
     work = _check_bulk(prop, atoms)
-    label = _label(atoms)
+    label = structure_label(atoms)
     if len(set(work.get_chemical_symbols())) != 1:
         raise PropertyError(f"{prop} of {label}: one-element structures only (an alloy's vacancy needs "
                             "chemical potentials)")
@@ -218,7 +199,7 @@ def surface_energy(calc, atoms: Atoms, *, miller=(1, 0, 0), layers: int | None =
     converged."""
     prop = "surface"
     work = _check_bulk(prop, atoms, cubic=True)
-    label = _label(atoms)
+    label = structure_label(atoms)
     hkl = _miller(prop, miller)
     vacuum = _number(prop, "vacuum", vacuum, minimum=3.0)
     fmax = _number(prop, "fmax", fmax)
@@ -275,7 +256,7 @@ def surface_energies(calc, atoms: Atoms, *, millers=((1, 0, 0), (1, 1, 0)), laye
         raise PropertyError(f"surface: millers must be a list of Miller indices, got {millers!r}") from None
     if not hkls or len(set(hkls)) != len(hkls):
         raise PropertyError(f"surface: millers must be a non-empty list of distinct Miller indices, got {millers!r}")
-    out = PropertyResult("surface", _label(atoms) if isinstance(atoms, Atoms) else "")
+    out = PropertyResult("surface", structure_label(atoms) if isinstance(atoms, Atoms) else "")
     messages = []
     for hkl in hkls:
         r = surface_energy(calc, atoms, miller=hkl, layers=layers, vacuum=vacuum, relax=relax, fmax=fmax,
@@ -340,7 +321,7 @@ def stacking_fault_bcc(calc, atoms: Atoms, *, n_points: int = 11, layers: int = 
     {111}<112> line is not implemented."""
     prop = "gsfe"
     work = _check_bulk(prop, atoms, cubic=True)
-    label = _label(atoms)
+    label = structure_label(atoms)
     kind = _cubic_lattice(work)
     proto = None
     if atoms.info.get("structure"):

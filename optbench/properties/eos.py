@@ -26,6 +26,7 @@ from optbench.properties.base import (
     UNSTABLE,
     PropertyError,
     PropertyResult,
+    structure_label,
 )
 from optbench.properties.relax import (
     UnstableStructure,
@@ -42,11 +43,6 @@ EOS_FORMS = ("birchmurnaghan", "birch", "murnaghan", "vinet", "pouriertarantola"
              "taylor", "sj", "p3")
 _HAS_BP = {"birchmurnaghan", "birch", "murnaghan", "vinet", "pouriertarantola", "anton-schmidt"}
 _N_CURVE = 50
-
-
-def structure_label(atoms: Atoms) -> str:
-    """The structure's name (``atoms.info['structure']``), else its chemical formula."""
-    return str(atoms.info.get("structure") or atoms.get_chemical_formula())
 
 
 def _check(strain, n_points, eos, fmax) -> None:

@@ -37,6 +37,7 @@ from optbench.properties.base import (
     PropertyError,
     PropertyResult,
     jsonable,
+    structure_label,
 )
 
 try:  # ASE >= 3.29; MaxwellBoltzmannDistribution is deprecated there
@@ -50,10 +51,6 @@ except ImportError:  # pragma: no cover - older ASE
 __all__ = ["default_md_supercell", "md_stability", "plot_rdf", "plot_temperature"]
 
 _MAX_TRACE = 500  # points kept per stored trace
-
-
-def _label(atoms: Atoms) -> str:
-    return str(atoms.info.get("structure") or atoms.get_chemical_formula())
 
 
 def default_md_supercell(atoms: Atoms, min_atoms: int = 100) -> tuple[int, int, int]:
@@ -73,7 +70,7 @@ def _nearest_neighbour_distance(atoms: Atoms) -> float:
         if d.size:
             return float(d.min())
         cutoff *= 2
-    raise PropertyError(f"md of {_label(atoms)}: no two atoms within 50 A; give min_distance")
+    raise PropertyError(f"md of {structure_label(atoms)}: no two atoms within 50 A; give min_distance")
 
 
 class _CloseContacts:
@@ -214,7 +211,7 @@ def md_stability(calc, atoms: Atoms, *, supercell=None, temperature: float = 300
     UNSTABLE results also hold exploded_at_step and exploded_at_ps; values that need the
     missing part are NaN.
     """
-    name = _label(atoms)
+    name = structure_label(atoms)
     for setting, value in (("temperature", temperature), ("timestep", timestep), ("max_energy_jump", max_energy_jump),
                            ("rdf_rmax", rdf_rmax)):
         _positive(name, setting, value)

@@ -28,6 +28,7 @@ from optbench.properties.base import (
     PropertyError,
     PropertyResult,
     jsonable,
+    structure_label,
 )
 
 __all__ = ["build_phonopy", "default_supercell", "frequencies_at", "phonons", "plot_band_structure"]
@@ -37,10 +38,6 @@ __all__ = ["build_phonopy", "default_supercell", "frequencies_at", "phonons", "p
 # force constants are negligible anyway. For a conventional fcc cell this is 3x3x3 (108
 # atoms, 10.8 A for Cu), cheap with EMT and one displaced supercell by symmetry.
 _MIN_SUPERCELL_WIDTH = 10.0  # A
-
-
-def _label(atoms: Atoms) -> str:
-    return str(atoms.info.get("structure") or atoms.get_chemical_formula())
 
 
 def _widths(cell: np.ndarray) -> np.ndarray:
@@ -97,7 +94,7 @@ def build_phonopy(calc, atoms: Atoms, *, supercell=None, displacement: float = 0
     index permutation), so that the acoustic modes vanish at Gamma.
     Returns the Phonopy object; its frequencies are in THz.
     """
-    name = _label(atoms)
+    name = structure_label(atoms)
     if not (isinstance(displacement, (int, float)) and np.isfinite(displacement) and 0 < displacement <= 0.2):
         raise PropertyError(f"phonons of {name}: displacement must be in (0, 0.2] A, got {displacement!r}")
     if not np.all(atoms.pbc) or atoms.cell.rank != 3:
@@ -202,7 +199,7 @@ def phonons(calc, atoms: Atoms, *, supercell=None, displacement: float = 0.01, p
     mesh, i.e. the first moment of the DOS: a stiffness measure for comparing potentials).
     status UNSTABLE only when the calculator returns non-finite forces.
     """
-    name = _label(atoms)
+    name = structure_label(atoms)
     mesh = _check_settings(name, npoints, mesh, imaginary_tol, acoustic_radius)
     work = atoms.copy()
     work.calc = None

@@ -18,6 +18,7 @@ import pandas as pd
 from optbench.report.figures import _figure, _png
 from optbench.report.groups import Group
 from optbench.report.render import fmt
+from optbench.report.stats import rank_correlation
 
 __all__ = ["curvature_rows", "curvature_table", "curvature_correlation", "fig_spectra", "fig_condition_vs_time",
            "fig_refinement"]
@@ -73,7 +74,7 @@ def curvature_table(rows: pd.DataFrame, g: Group) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame()
     ends = _ends(rows)
-    force = dict(zip(g.runs["key"], g.runs.get("best_valid_force_rmse", g.runs.get("valid_force_rmse"))))
+    force = g.best_force_rmse()
     out = []
     for v in [v for v in g.variants if v in set(ends["variant"])]:
         sub = ends[ends["variant"] == v]
@@ -89,24 +90,15 @@ def curvature_table(rows: pd.DataFrame, g: Group) -> pd.DataFrame:
 def curvature_correlation(rows: pd.DataFrame, g: Group) -> pd.DataFrame:
     """Spearman's rho across runs of each end-point curvature measure with the best
     validation force RMSE (n runs, two-sided p; n/a with fewer than 4 runs)."""
-    from scipy.stats import spearmanr
-
     if rows.empty:
         return pd.DataFrame()
     ends = _ends(rows)
-    force = dict(zip(g.runs["key"], g.runs.get("best_valid_force_rmse", g.runs.get("valid_force_rmse"))))
-    f = np.array([force.get(k, np.nan) for k in ends["key"]], float)
-    out = []
-    for col, label in (("cond_H", "cond(H)"), ("cond_GN", "cond(GN)"), ("cond_eff", "cond(effective)"),
-                       ("anisotropy_H", "log10 spread(H)"), ("n_negative", "negative eigenvalues")):
-        x = ends[col].to_numpy(float)
-        ok = np.isfinite(x) & np.isfinite(f)
-        row = {"measure": label, "runs": int(ok.sum()), "rho": np.nan, "p": np.nan}
-        if ok.sum() >= 4 and np.ptp(x[ok]) > 0 and np.ptp(f[ok]) > 0:
-            r = spearmanr(x[ok], f[ok])
-            row["rho"], row["p"] = float(r.statistic), float(r.pvalue)
-        out.append(row)
-    return pd.DataFrame(out)
+    force = g.best_force_rmse()
+    f = [force.get(k, np.nan) for k in ends["key"]]
+    return pd.DataFrame([{"measure": label, **rank_correlation(ends[col].to_numpy(float), f)}
+                         for col, label in (("cond_H", "cond(H)"), ("cond_GN", "cond(GN)"),
+                                            ("cond_eff", "cond(effective)"), ("anisotropy_H", "log10 spread(H)"),
+                                            ("n_negative", "negative eigenvalues"))])
 
 
 def _first_seed_ends(rows: pd.DataFrame, g: Group) -> list[tuple[str, dict]]:

@@ -67,6 +67,12 @@ class Group:
     colours: dict[str, Any] = field(default_factory=dict)
     baseline_problem: bool = False
 
+    def best_force_rmse(self) -> dict[str, float]:
+        """{run key: validation force RMSE (eV/A) of its best-validation parameters, else
+        of its last ones}: the fit error that properties and curvature are set against."""
+        col = "best_valid_force_rmse" if "best_valid_force_rmse" in self.runs else "valid_force_rmse"
+        return dict(zip(self.runs["key"], self.runs[col])) if col in self.runs else {}
+
     @property
     def title(self) -> str:
         """ "MODEL on DATA", the group's heading."""

@@ -17,6 +17,7 @@ import pandas as pd
 
 from optbench.report.groups import Group
 from optbench.report.render import fmt
+from optbench.report.stats import rank_correlation
 
 __all__ = ["RELATIVE", "drop_symmetry_zeros", "is_relative", "property_error", "with_errors", "property_values", "property_table",
            "error_table", "correlation_table", "reference_values"]
@@ -154,19 +155,11 @@ def correlation_table(vals: pd.DataFrame, g: Group) -> pd.DataFrame:
     Spearman's rank correlation across runs of |error| with the run's validation force
     RMSE of the same (best) parameters, n runs and the two-sided p-value. rho > 0: runs
     that fit the forces better also got this property closer."""
-    from scipy.stats import spearmanr
-
     vals = vals[np.isfinite(vals["error"])]
-    force = dict(zip(g.runs["key"], g.runs.get("best_valid_force_rmse", g.runs.get("valid_force_rmse"))))
+    force = g.best_force_rmse()
     rows = []
     for (structure, prop, q), sub in vals.groupby(["structure", "property", "quantity"], sort=False):
-        f = np.array([force.get(k, np.nan) for k in sub["key"]], float) * 1e3
-        e = np.abs(sub["error"].to_numpy(float))
-        ok = np.isfinite(f) & np.isfinite(e)
-        row = {"structure": structure, "quantity": f"{prop} {q}", "runs": int(ok.sum()), "rho": np.nan,
-               "p": np.nan}
-        if ok.sum() >= 4 and np.ptp(f[ok]) > 0 and np.ptp(e[ok]) > 0:
-            res = spearmanr(f[ok], e[ok])
-            row["rho"], row["p"] = float(res.statistic), float(res.pvalue)
-        rows.append(row)
+        f = [force.get(k, np.nan) for k in sub["key"]]
+        rows.append({"structure": structure, "quantity": f"{prop} {q}",
+                     **rank_correlation(f, np.abs(sub["error"].to_numpy(float)))})
     return pd.DataFrame(rows)

@@ -54,7 +54,7 @@ def fig_property_errors(vals: pd.DataFrame, g: Group) -> bytes | None:
 def fig_error_vs_force(vals: pd.DataFrame, g: Group) -> bytes | None:
     """|relative error| (%) of each Figure-3 quantity against the run's validation force
     RMSE (meV/A), one point per run and quantity, coloured by variant."""
-    force = dict(zip(g.runs["key"], g.runs.get("best_valid_force_rmse", g.runs.get("valid_force_rmse"))))
+    force = g.best_force_rmse()
     vals = vals[np.isfinite(vals["error"])]
     keep = vals[[(p, q) in FIG3_QUANTITIES for p, q in zip(vals["property"], vals["quantity"])]]
     if keep.empty:

@@ -101,6 +101,21 @@ def paired_test(values: Mapping[int, float], baseline: Mapping[int, float]) -> d
     return out
 
 
+def rank_correlation(x, y, min_n: int = 4) -> dict:
+    """Spearman's rank correlation of the pairs where both `x` and `y` are finite:
+    {"runs": their number, "rho", "p" (two-sided)}; rho and p NaN with fewer than `min_n`
+    pairs or no spread on either side."""
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    out = {"runs": int(ok.sum()), "rho": np.nan, "p": np.nan}
+    if ok.sum() >= min_n and np.ptp(x[ok]) > 0 and np.ptp(y[ok]) > 0:
+        r = spearmanr(x[ok], y[ok])
+        out["rho"], out["p"] = float(r.statistic), float(r.pvalue)
+    return out
+
+
 def is_finite_number(v) -> bool:
     """Whether `v` is a real number (int, float or numpy scalar) that is finite; None,
     text, NaN and inf are not."""
