@@ -55,7 +55,7 @@ venv: $(VPY)
 MACE_TORCH  ?= mace-torch==0.3.16
 
 $(STAMP): pyproject.toml CMakeLists.txt $(ENGINE_DEPS) | $(VPY)
-	$(PIP) install $(PIP_INSTALL_ARGS) -e ".[test,foundation,mace,properties]"
+	$(PIP) install $(PIP_INSTALL_ARGS) -e ".[test,foundation,mace,properties,mpi]"
 	$(PIP) install $(PIP_INSTALL_ARGS) --no-deps "$(MACE_TORCH)"
 	@touch $@
 

@@ -37,16 +37,34 @@ class ErrorStats:
     @classmethod
     def of(cls, diff: np.ndarray, reference: np.ndarray | None = None) -> "ErrorStats":
         """Statistics of absolute differences `diff`; relative ones when `reference` given."""
-        diff = np.abs(np.asarray(diff, dtype=float))
-        if diff.size == 0:
+        sums, maxima = _block_sums(diff, reference)
+        return cls.from_sums(sums, maxima, reference is not None)
+
+    @classmethod
+    def from_sums(cls, sums, maxima, relative: bool) -> "ErrorStats":
+        """Statistics from the additive parts [count, sum |d|, sum d^2, sum ref^2] and the
+        maxima [max |d|, max |ref|] of one or several sets of differences (the parts of
+        several sets add up; their maxima take the maximum): how metrics of a data set
+        spread over MPI ranks combine (error_sums). Relative errors when `relative`."""
+        count, s_abs, s_sq, s_ref = (float(v) for v in sums)
+        if count == 0:
             return cls()
-        s = cls(int(diff.size), float(diff.max()), float(diff.mean()), float(np.sqrt(np.mean(diff ** 2))))
-        if reference is not None:
-            ref = np.abs(np.asarray(reference, dtype=float))
-            s.rel_max = float(diff.max() / ref.max()) if ref.max() > 0 else float("nan")
-            rms_ref = np.sqrt(np.mean(ref ** 2))
+        s = cls(int(count), float(maxima[0]), s_abs / count, float(np.sqrt(s_sq / count)))
+        if relative:
+            s.rel_max = float(maxima[0] / maxima[1]) if maxima[1] > 0 else float("nan")
+            rms_ref = np.sqrt(s_ref / count)
             s.rel_rms = float(s.rmse / rms_ref) if rms_ref > 0 else float("nan")
         return s
+
+
+def _block_sums(diff, reference=None) -> tuple[np.ndarray, np.ndarray]:
+    """([count, sum |d|, sum d^2, sum ref^2], [max |d|, max |ref|]) of differences `diff`
+    (maxima -inf for an empty set: the identity of a maximum)."""
+    diff = np.abs(np.asarray(diff, dtype=float)).ravel()
+    ref = np.abs(np.asarray(reference, dtype=float)).ravel() if reference is not None else np.zeros(0)
+    sums = np.array([diff.size, diff.sum(), np.sum(diff ** 2), np.sum(ref ** 2)], dtype=float)
+    maxima = np.array([diff.max(initial=-np.inf), ref.max(initial=-np.inf)])
+    return sums, maxima
 
 
 @dataclass
@@ -105,18 +123,30 @@ def _sym(s6: np.ndarray) -> np.ndarray:
     return np.stack([np.stack([xx, xy, xz], -1), np.stack([xy, yy, yz], -1), np.stack([xz, yz, zz], -1)], -2)
 
 
-def compute_metrics(configs, energies, forces, stresses) -> Metrics:
-    """Metrics of predictions (energies (n,), forces (atoms, 3) concatenated in order,
-    PlusStress (n, 6)) against the labels of `configs` (Configuration objects)."""
+#: The blocks of error_sums, in order, and whether each has relative errors.
+_BLOCKS = (("energy", False), ("energy_per_atom", False), ("forces", True), ("stress", True),
+           ("virial_pressure", True))
+
+
+def error_sums(configs, energies, forces, stresses) -> tuple[np.ndarray, np.ndarray]:
+    """The additive parts and the maxima of the Metrics of predictions (energies (n,),
+    forces (atoms, 3) concatenated in order, PlusStress (n, 6)) against the labels of
+    `configs`: (sums, maxima), float arrays whose element-wise sums and maxima over
+    disjoint sets of configurations are those of their union, so that ranks holding parts
+    of a data set combine their metrics exactly (metrics_from_sums). sums = [n_configs,
+    n_atoms, sum of squared force components, their count] then [count, sum |d|, sum d^2,
+    sum ref^2] per block of _BLOCKS; maxima = [max |d|, max |ref|] per block (eV, eV/atom,
+    eV/A, eV, GPa)."""
     configs = list(configs)
-    n_at = np.array([c.n_atoms for c in configs])
-    m = Metrics(n_configs=len(configs), n_atoms=int(n_at.sum()))
+    n_at = np.array([c.n_atoms for c in configs], dtype=int)
+    head = [float(len(configs)), float(n_at.sum()), 0.0, 0.0]
+    blocks = {name: _block_sums(np.zeros(0), np.zeros(0)) for name, _ in _BLOCKS}
     have_e = np.array([c.energy is not None and np.isfinite(c.energy) for c in configs], dtype=bool)
     if have_e.any():
         ref = np.array([c.energy for c, h in zip(configs, have_e) if h], dtype=float)
         d = np.asarray(energies)[have_e] - ref
-        m.energy = ErrorStats.of(d)
-        m.energy_per_atom = ErrorStats.of(d / n_at[have_e])
+        blocks["energy"] = _block_sums(d)
+        blocks["energy_per_atom"] = _block_sums(d / n_at[have_e])
     starts = np.concatenate([[0], np.cumsum(n_at)])
     fd, fr = [], []
     for k, c in enumerate(configs):
@@ -125,8 +155,8 @@ def compute_metrics(configs, energies, forces, stresses) -> Metrics:
             fd.append(np.asarray(forces)[starts[k]:starts[k + 1]] - fr[-1])
     if fd:
         dvec, rvec = np.concatenate(fd), np.concatenate(fr)
-        m.forces = ErrorStats.of(np.linalg.norm(dvec, axis=1), np.linalg.norm(rvec, axis=1))
-        m.force_component_rmse = float(np.sqrt(np.mean(dvec ** 2)))
+        blocks["forces"] = _block_sums(np.linalg.norm(dvec, axis=1), np.linalg.norm(rvec, axis=1))
+        head[2:] = [float(np.sum(dvec ** 2)), float(dvec.size)]
     sd, sr, vol = [], [], []
     for k, c in enumerate(configs):
         if c.stress is not None and np.all(np.isfinite(c.stress)):
@@ -136,12 +166,32 @@ def compute_metrics(configs, energies, forces, stresses) -> Metrics:
     if sd:
         dn = np.linalg.norm(_sym(np.array(sd)), axis=(1, 2))
         rn = np.linalg.norm(_sym(np.array(sr)), axis=(1, 2))
-        m.stress = ErrorStats.of(dn, rn)
+        blocks["stress"] = _block_sums(dn, rn)
         vol = np.array(vol)
         ok = np.isfinite(vol)
         if ok.any():
-            m.virial_pressure = ErrorStats.of(dn[ok] / vol[ok] * EV_PER_A3_IN_GPA, rn[ok] / vol[ok] * EV_PER_A3_IN_GPA)
+            blocks["virial_pressure"] = _block_sums(dn[ok] / vol[ok] * EV_PER_A3_IN_GPA,
+                                                    rn[ok] / vol[ok] * EV_PER_A3_IN_GPA)
+    sums = np.concatenate([head] + [blocks[name][0] for name, _ in _BLOCKS])
+    maxima = np.concatenate([blocks[name][1] for name, _ in _BLOCKS])
+    return sums, maxima
+
+
+def metrics_from_sums(sums, maxima) -> Metrics:
+    """The Metrics of error_sums' parts (summed and maximised over sets of configurations)."""
+    sums, maxima = np.asarray(sums, dtype=float), np.asarray(maxima, dtype=float)
+    m = Metrics(n_configs=int(sums[0]), n_atoms=int(sums[1]))
+    for j, (name, relative) in enumerate(_BLOCKS):
+        setattr(m, name, ErrorStats.from_sums(sums[4 + 4 * j:8 + 4 * j], maxima[2 * j:2 * j + 2], relative))
+    if sums[3] > 0:
+        m.force_component_rmse = float(np.sqrt(sums[2] / sums[3]))
     return m
+
+
+def compute_metrics(configs, energies, forces, stresses) -> Metrics:
+    """Metrics of predictions (energies (n,), forces (atoms, 3) concatenated in order,
+    PlusStress (n, 6)) against the labels of `configs` (Configuration objects)."""
+    return metrics_from_sums(*error_sums(configs, energies, forces, stresses))
 
 
 def format_mlip_report(m: Metrics) -> str:

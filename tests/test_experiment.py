@@ -304,9 +304,9 @@ def test_every_shipped_experiment_is_tested():
     runs it with a stand-in mlp; study_agpd_mtp: tests/test_references.py; finetune_demo,
     finetune_mo: tests/test_finetune_controls.py; properties_agpd and the [properties] of
     quick and finetune_demo: tests/test_properties_experiment.py; curvature_agpd:
-    tests/test_curvature_experiment.py)."""
+    tests/test_curvature_experiment.py; mpi_pdag: tests/test_mpi.py)."""
     assert sorted(p.stem for p in EXPERIMENTS.glob("*.toml")) == ["curvature_agpd", "finetune_demo", "finetune_mo",
-                                                                  "mlp_cli_compare", "properties_agpd", "quick",
+                                                                  "mlp_cli_compare", "mpi_pdag", "properties_agpd", "quick",
                                                                   "study_agpd_mtp", "task1", "task1_etn", "task4",
                                                                   "task5", "task6"]
 

@@ -152,7 +152,8 @@ def test_held_out_test_set_metrics_reach_the_record(tmp_path):
     """A run whose test set is its validation file records test metrics equal to its
     validation metrics (last and best parameters, to 1e-12), and a worker reads the test
     sets once (cached like the training data)."""
-    from optbench.experiments.execute import execute_run, load_test_sets
+    from optbench.experiments.execute import execute_run
+    from optbench.experiments.record import load_test_sets
 
     _cfg_files(tmp_path)
     path = _experiment(tmp_path, "[models.m]\nlevel = 4",

@@ -27,7 +27,10 @@ from optbench.io import (
 )
 from optbench.metrics import format_mlip_report
 from optbench.objective import LossWeights, build_objective
+from optbench.objective.distributed import DistributedObjective, serve
+from optbench.objective.sharding import local_objective
 from optbench.optim import REGISTRY, StepEntry, describe
+from optbench.parallel import DEFAULT_TIMEOUT, world
 from optbench.optim.base import STEP_SETTINGS
 from optbench.status import UNSUCCESSFUL, RunStatus
 from optbench.train import REFINEMENTS, Budget, Schedule, TrainSettings, train
@@ -55,22 +58,17 @@ def _parse_hyper(items: list[str]) -> dict:
     return out
 
 
-def _objective(args, train_set, valid, weights):
-    """The Objective `optbench train` steps on, by --engine: the embedded engine or --lib's
-    library (POT a potential file or a spec), MLIP-4's Python module (POT its potential
-    JSON) or MLIP's mlp program (optimizer native only); built by build_objective as for
-    an experiment's run."""
+def _model(args) -> dict:
+    """The model dict `optbench train` trains, by POT and --engine: a foundation model,
+    the embedded engine or --lib's library (POT a potential file or a spec), MLIP-4's
+    Python module (POT its potential JSON) or MLIP's mlp program (optimizer native only);
+    ValueError naming the option that does not fit."""
     foundation = foundation_model(args.potential)
     if foundation is not None:
         if args.engine or args.lib:
             raise ValueError(f"--engine/--lib do not apply to a foundation model ({args.potential})")
         groups = args.train_groups.split(",") if "," in args.train_groups else args.train_groups
-        model = {**foundation, "dtype": args.dtype, "train_groups": groups, "energy_shift": not args.no_energy_shift}
-        obj = build_objective(model, train_set, valid, weights, args.threads or None)
-        if Path(args.save_to).suffix != obj.potential_suffix:
-            raise ValueError(f"--save-to {args.save_to}: a fine-tuned {obj.kind} model is saved as "
-                             f"{obj.potential_suffix} (the file its package's calculator loads)")
-        return obj
+        return {**foundation, "dtype": args.dtype, "train_groups": groups, "energy_shift": not args.no_energy_shift}
     engine = args.engine or ("capi" if args.lib else "embedded")
     if engine == "capi" and not args.lib:
         raise ValueError("--engine capi needs --lib PATH (a library implementing mlipc.h)")
@@ -79,14 +77,19 @@ def _objective(args, train_set, valid, weights):
     if engine == "mlp-cli" and args.optimizer != "native":
         raise ValueError("--engine mlp-cli trains only with --optimizer native (MLIP's mlp train)")
     if engine == "mlip4":
-        model = {"kind": args.kind, "template": args.potential, "engine": "mlip4", "module": args.module}
-    else:
-        model = {"engine": engine, "lib": args.lib, "mlp": args.mlp,
-                 ("file" if Path(args.potential).is_file() else "spec"): args.potential}
-    obj = build_objective(model, train_set, valid, weights, args.threads or None)
-    if engine == "embedded":
+        return {"kind": args.kind, "template": args.potential, "engine": "mlip4", "module": args.module}
+    return {"engine": engine, "lib": args.lib, "mlp": args.mlp,
+            ("file" if Path(args.potential).is_file() else "spec"): args.potential}
+
+
+def _check_objective(args, model: dict, obj) -> None:
+    """The --save-to suffix the Objective's potential needs, checked before training."""
+    if model.get("kind") in FOUNDATION_KINDS:
+        if Path(args.save_to).suffix != obj.potential_suffix:
+            raise ValueError(f"--save-to {args.save_to}: a fine-tuned {obj.kind} model is saved as "
+                             f"{obj.potential_suffix} (the file its package's calculator loads)")
+    elif (args.engine or ("capi" if args.lib else "embedded")) == "embedded":
         check_suffix(args.save_to, obj.kind)  # before training, not after
-    return obj
 
 
 def foundation_model(text: str) -> dict | None:
@@ -152,25 +155,46 @@ def _settings(args) -> TrainSettings:
         refine_fraction=args.refine_fraction)
 
 
-def cmd_train(args) -> int:
-    """One training run: print progress and MLIP's error report; save the potential.
-    Outputs are checked for writability before anything runs and written atomically, and
-    only what the run produced is written."""
-    save_to = check_writable(args.save_to, "--save-to")
-    json_path = check_writable(args.json, "--json") if args.json else None
+def _prepare(args, rank0: bool):
+    """Everything a run needs before its Objective: (outputs, settings, weights, train,
+    valid, model), each bad value a ValueError naming its option. Outputs are checked
+    (and data warnings printed) by rank 0 alone."""
+    outputs = (check_writable(args.save_to, "--save-to"),
+               check_writable(args.json, "--json") if args.json else None) if rank0 else (None, None)
     settings = _settings(args)
     try:
         weights = LossWeights(energy=args.energy_weight, forces=args.force_weight, stress=args.stress_weight)
     except ValueError as err:
         raise ValueError(f"--energy-weight/--force-weight/--stress-weight: {err}") from None
+    model = _model(args)
     train_set, valid = load_data({"kind": "files", "train": args.configs, "valid": args.valid,
                                   "valid_fraction": args.valid_fraction, "split_seed": args.seed,
                                   "format": args.format, **data_options(args)})
-    for finding in check_data(train_set, valid):  # in-sample validation, duplicates, outliers
-        print(f"warning: {finding}", file=sys.stderr)
-    obj = _objective(args, train_set, valid, weights)
+    if rank0:
+        for finding in check_data(train_set, valid):  # in-sample validation, duplicates, outliers
+            print(f"warning: {finding}", file=sys.stderr)
+    return outputs, settings, weights, train_set, valid, model
+
+
+def cmd_train(args) -> int:
+    """One training run: print progress and MLIP's error report; save the potential.
+    Outputs are checked for writability before anything runs and written atomically, and
+    only what the run produced is written. Started by an MPI launcher with several ranks
+    (mpiexec -n N optbench train ...), the data are spread over the ranks (_train_mpi)."""
+    comm = world(args.mpi_timeout)
+    if comm is not None:
+        return _train_mpi(args, comm)
+    (save_to, json_path), settings, weights, train_set, valid, model = _prepare(args, True)
+    obj = build_objective(model, train_set, valid, weights, args.threads or None)
+    _check_objective(args, model, obj)
     print(f"training {obj.n_params} parameters on {len(train_set)} configurations"
           f"{f' (validation {len(valid)})' if valid is not None else ''} with {args.optimizer}", file=sys.stderr)
+    return _train_and_write(args, obj, settings, save_to, json_path)
+
+
+def _train_and_write(args, obj, settings, save_to, json_path) -> int:
+    """Train on `obj`, save the potential and the record, print the error reports; the
+    exit status."""
     result = train(obj, settings, progress=lambda line: print(line, file=sys.stderr, flush=True))
     x = result.x_best if args.keep == "best" else result.x
     print(f"{result.status}: {result.message}; {result.steps} steps, {result.configs_evaluated} configurations, "
@@ -178,24 +202,72 @@ def cmd_train(args) -> int:
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     produced = result.status not in (RunStatus.FAILED, RunStatus.TIMED_OUT) and np.all(np.isfinite(x))
+    if getattr(obj, "failure", None):
+        produced = False  # an MPI rank died: the job is aborted, nothing half-made is written
     if produced:
         with atomic_output(save_to) as tmp:
             obj.save(x, tmp)
         print(f"saved the {args.keep} parameters to {save_to}", file=sys.stderr)
+        has_valid = getattr(obj, "n_valid", None) or (obj.valid is not None and len(obj.valid))
         for name, split_name in (("training set", "train"), ("validation set", "valid")):
-            if split_name == "valid" and valid is None:
+            if split_name == "valid" and not has_valid:
                 continue
             print(f"Errors on the {name}:")
             sys.stdout.write(format_mlip_report(obj.evaluate(x, split_name)))
     else:
         print(f"not saved: the run ended {result.status} without parameters of its own; {save_to} is unchanged",
               file=sys.stderr)
-    if json_path is not None:
+    if json_path is not None and not getattr(obj, "failure", None):
         record = result.to_dict()
         record["settings"] = settings.to_dict()
         record["potential"] = str(save_to) if produced else None
         write_text_atomic(json_path, json.dumps(record, indent=1, allow_nan=True))
     return 1 if result.status in UNSUCCESSFUL else 0
+
+
+def _train_mpi(args, comm) -> int:
+    """`optbench train` on one of several MPI ranks: every rank reads the options and
+    data and keeps its share (optbench.objective.sharding); rank 0 trains on the
+    DistributedObjective and alone prints and writes; the others serve its commands. A
+    rank that dies or hangs aborts the job with a message after --mpi-timeout."""
+    rank0 = comm.rank == 0
+    message, prepared = None, None
+    try:
+        prepared = _prepare(args, rank0)
+    except (ValueError, OSError) as err:
+        message = str(err)
+    failures = comm.errors(message, "checking the options and data")
+    if failures:
+        if rank0:
+            raise ValueError(message or failures[0])
+        return 2
+    (save_to, json_path), settings, weights, train_set, valid, model = prepared
+    n_valid = 0 if valid is None else len(valid)
+    prepared = None
+    try:
+        local, shard = local_objective(comm, model, train_set, valid, weights, args.threads or None)
+    except ValueError:
+        if rank0:
+            raise  # every rank has the same error; rank 0 alone reports it
+        return 2
+    del train_set, valid
+    if not rank0:
+        return serve(comm, local, shard)
+    obj = DistributedObjective(comm, local, shard)
+    code = 1
+    try:
+        _check_objective(args, model, obj)
+        share = ", ".join(f"{b - a} ({p} pairs)" for a, b, p in zip(shard.train_bounds[:-1], shard.train_bounds[1:],
+                                                                   shard.pairs))
+        print(f"training {obj.n_params} parameters on {shard.n_train} configurations"
+              f"{f' (validation {n_valid})' if n_valid else ''} with {args.optimizer} over {comm.size} MPI ranks "
+              f"holding {share}", file=sys.stderr)
+        code = _train_and_write(args, obj, settings, save_to, json_path)
+    finally:
+        if obj.failure:
+            comm.abort(f"{obj.failure}; nothing was written", 3)
+        obj.close(code)
+    return code
 
 
 def cmd_optimizers(args) -> int:
@@ -259,6 +331,9 @@ def register(sub) -> None:
                          "(mlp-cli; --optimizer native only)")
     sp.add_argument("--module", default="mlip_4", help="MLIP-4's Python module for --engine mlip4")
     sp.add_argument("--kind", default="mtp", choices=list(MODEL_KINDS), help="potential kind for --engine mlip4")
+    sp.add_argument("--mpi-timeout", type=number(above=0), default=DEFAULT_TIMEOUT,
+                    help="under mpiexec: seconds a rank waits for the others beyond its own share of a step "
+                         f"before the job is aborted as having a dead or hung rank (default {DEFAULT_TIMEOUT:g})")
     add_engine_options(sp)
     sp.set_defaults(func=cmd_train)
 

@@ -4,7 +4,7 @@ lines `optbench validate`, `run` and `report` print and the report lists first."
 
 from __future__ import annotations
 
-from optbench.experiments.execute import load_data
+from optbench.experiments.record import load_data
 from optbench.io import DataError, check_data
 
 

@@ -28,6 +28,12 @@ Top level
     baseline     the variant the report divides by: a variant label, or an optimizer
                  name whose runs form a single variant (default: none).
     threads      engine threads per run (default 1).
+    mpi_ranks    MPI ranks each run spreads its data over (default 1: no MPI): the run
+                 is started as `mpiexec -n N python -m optbench.experiments.mpi_run`
+                 (experiments/mpi_run.py; $OPTBENCH_MPIEXEC overrides the launcher), each
+                 rank holding a share of the training and validation sets. Needs the
+                 mpi extra, an engine model (embedded, capi) or a foundation model, and
+                 not the native optimizer; each rank uses `threads` threads.
 
 [paths]
     Variables, used as ``${name}`` in any string of the file (names [A-Za-z_][A-Za-z0-9_]*).
@@ -200,6 +206,7 @@ from optbench.engine import MAX_THREADS
 from optbench.experiments.baseline import BaselineError, choose_baseline
 from optbench.experiments.entries import _entry, _expand
 from optbench.experiments.analysis_plan import apply_analysis, parse_analysis
+from optbench.experiments.mpi_plan import apply_mpi_ranks
 from optbench.experiments.properties_plan import parse_properties
 from optbench.experiments.references import read_references
 from optbench.experiments.runspec import RunSpec, current_code_version
@@ -274,7 +281,7 @@ class Experiment:
         return out
 
 
-_TOP_KEYS = ("name", "description", "store", "seeds", "baseline", "threads", "paths", "weights", "budget",
+_TOP_KEYS = ("name", "description", "store", "seeds", "baseline", "threads", "mpi_ranks", "paths", "weights", "budget",
              "models", "data", "optimizers", "report", "references", "properties", "analysis")
 
 
@@ -320,6 +327,7 @@ def _build(ctx: _Context, doc: dict) -> Experiment:
     default_budget = _default_budget(ctx, doc["budget"]) if "budget" in doc else None
     runs = _expand(ctx, name, models, data, entries, _weights(ctx, doc.get("weights", {})), default_budget, threads)
     runs = apply_analysis(runs, parse_analysis(ctx, doc.get("analysis")))
+    runs = apply_mpi_ranks(ctx, runs, doc.get("mpi_ranks", 1))
     store = ctx.resolve(_string(ctx, ("store",), doc.get("store", f"results/{name}/store.sqlite")))
     exp = Experiment(name=name, path=ctx.folder / Path(ctx.file).name,
                      description=_string(ctx, ("description",), doc.get("description", "")),

@@ -80,7 +80,7 @@ def _species(data: dict, cache: dict) -> list[str] | None:
     run spec's data dict)."""
     label = json.dumps(data, sort_keys=True)
     if label not in cache:
-        from optbench.experiments.execute import load_data
+        from optbench.experiments.record import load_data
 
         cache[label] = load_data(data)[0].species
     return cache[label]

@@ -34,7 +34,8 @@ settings: TrainSettings as JSON: {"hyper": {...}, "lr", "batch_size", "clip",
     "schedule": "cosine,warmup=100" | None, "budget": "epochs=50,seconds=60", "seed",
     "init_interval", "perturb_sigma", "perturb_every", "eval_every",
     "target_valid_epa" (eV/atom), "early_stop", "refine", "refine_fraction",
-    "snapshot_every", "curvature" (the [analysis] section: analysis_plan.py)}; absent keys
+    "snapshot_every", "curvature" (the [analysis] section: analysis_plan.py), "mpi_ranks"
+    (MPI ranks the run's data are spread over: mpi_plan.py, mpi_run.py)}; absent keys
     take TrainSettings' defaults.
 threads: engine threads for this run.
 """
@@ -54,7 +55,7 @@ from optbench.train import Budget, Schedule, TrainSettings
 
 _SETTINGS_KEYS = ("hyper", "lr", "batch_size", "clip", "schedule", "budget", "seed", "init_interval",
                   "perturb_sigma", "perturb_every", "eval_every", "target_valid_epa", "early_stop", "refine",
-                  "refine_fraction", "snapshot_every", "curvature")
+                  "refine_fraction", "snapshot_every", "curvature", "mpi_ranks")
 
 
 @dataclass(frozen=True)

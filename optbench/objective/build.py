@@ -14,12 +14,15 @@ from optbench.objective.mlp_cli import MlpCliObjective
 from optbench.objective.protocol import LossWeights
 
 
-def build_objective(model: dict, train: DataSet, valid: DataSet | None, weights: LossWeights, threads: int | None = 1):
+def build_objective(model: dict, train: DataSet, valid: DataSet | None, weights: LossWeights, threads: int | None = 1,
+                    n_species: int | None = None):
     """The Objective for a model dict on these data: EngineObjective (embedded, capi),
     Mlip4ModuleObjective (mlip4), MlpCliObjective (mlp-cli), or for a foundation model
     (kind "sevennet", "mace") TorchObjective. ValueError naming the
     setting when the engine or its program/library/module is missing. `threads`: engine
-    threads (None: leave the engine's setting, OpenMP's default)."""
+    threads (None: leave the engine's setting, OpenMP's default). `n_species`: species of
+    the potential (None: from the data; an MPI rank holding part of the data passes the
+    whole's)."""
     if model.get("kind") in FOUNDATION_KINDS:
         return build_torch_objective(model, train, valid, weights, threads)
     engine_kind = model.get("engine", "embedded")
@@ -36,7 +39,7 @@ def build_objective(model: dict, train: DataSet, valid: DataSet | None, weights:
     engine = load_engine(model.get("lib") if engine_kind == "capi" else None)
     if threads is not None:
         engine.set_num_threads(threads)
-    pot = build_potential(engine, model, species_count(train, valid))
+    pot = build_potential(engine, model, n_species or species_count(train, valid))
     # A potential file is a starting point: runs start from its coefficients. A model
     # level, spec or template starts from the engine's defaults.
     start = pot.get_params() if model.get("file") else None
@@ -50,15 +53,17 @@ def build_objective(model: dict, train: DataSet, valid: DataSet | None, weights:
 
 
 def build_torch_objective(model: dict, train: DataSet, valid: DataSet | None, weights: LossWeights,
-                          threads: int | None = 1):
+                          threads: int | None = 1, adapter=None, reduce=None):
     """TorchObjective of a foundation-model dict (kind, model, dtype, train_groups,
-    energy_shift); `threads`: torch's intra-op threads (None: torch's default)."""
+    energy_shift); `threads`: torch's intra-op threads (None: torch's default); `adapter`:
+    the model already loaded (None: load it); `reduce`: TorchObjective's (MPI ranks)."""
     from optbench.objective.torch_objective import TorchObjective  # imports torch
 
-    adapter = load_foundation(model)  # FoundationError (a ValueError) names what is missing
+    if adapter is None:
+        adapter = load_foundation(model)  # FoundationError (a ValueError) names what is missing
     if threads is not None:
         import torch
 
         torch.set_num_threads(int(threads))
     return TorchObjective(adapter, train, valid, weights, train_groups=model.get("train_groups", "all"),
-                          energy_shift=model.get("energy_shift", True))
+                          energy_shift=model.get("energy_shift", True), reduce=reduce)

@@ -11,7 +11,13 @@ import numpy as np
 
 from optbench.io import DataSet
 from optbench.metrics import Metrics, compute_metrics
-from optbench.objective.protocol import VOIGT_MULTIPLICITY, LossWeights, perturbed_start
+from optbench.objective.protocol import (
+    VOIGT_MULTIPLICITY,
+    LossWeights,
+    central_jvp,
+    perturbed_start,
+    residual_rows,
+)
 
 
 class EngineObjective:
@@ -198,18 +204,9 @@ class EngineObjective:
 
     def residual_rows(self, idx: np.ndarray) -> np.ndarray:
         """Positions in the residual vector of training configurations `idx`, in the order
-        residuals(x, idx) returns them: their energies, their force components (atom by
-        atom, in idx order), their 6 stresses each."""
+        residuals(x, idx) returns them (protocol.residual_rows)."""
         self._residual_scales()
-        idx = np.asarray(idx, dtype=np.int64)
-        first = self._force_start
-        n, n3 = len(first) - 1, int(first[-1])
-        lengths = first[idx + 1] - first[idx]
-        # each configuration's force rows: its start plus 0 .. length-1
-        forces = np.repeat(first[idx] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) \
-            + np.arange(int(lengths.sum()))
-        stresses = (6 * idx[:, None] + np.arange(6)).ravel()
-        return np.concatenate([idx, n + forces, n + n3 + stresses])
+        return residual_rows(self._force_start, idx)
 
     def residuals(self, x: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """The residual vector r of the training set at x, with |r|^2 the mean loss of
@@ -241,15 +238,9 @@ class EngineObjective:
 
     def jvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
         """J v for J = dr/dx at x, by a central difference of the predictions along v
-        (two predictions; the step h = 1e-6 (1 + |x|) / |v| keeps the relative error near
-        1e-8, tests/test_least_squares.py). The engine offers J^T u in closed form;
-        engine/README.md ("Jacobian products") says why J v is not."""
-        v = np.asarray(v, dtype=np.float64)
-        norm = float(np.linalg.norm(v))
-        if norm == 0.0:
-            return np.zeros(self.n_residuals)
-        h = 1e-6 * (1.0 + float(np.linalg.norm(x))) / norm
-        return (self.residuals(x + h * v) - self.residuals(x - h * v)) / (2.0 * h)
+        (protocol.central_jvp). The engine offers J^T u in closed form; engine/README.md
+        ("Jacobian products") says why J v is not."""
+        return central_jvp(self.residuals, x, v, self.n_residuals)
 
     def predict(self, x: np.ndarray, split: str = "valid"):
         """Energies, forces, PlusStress predicted for a split ('train' or 'valid')."""

@@ -98,3 +98,32 @@ def perturbed_start(x: np.ndarray, seed: int, interval: float | None) -> np.ndar
     if not (np.isfinite(interval) and interval > 0):
         raise ValueError(f"initialisation interval must be positive, got {interval}")
     return x + np.random.default_rng(seed).uniform(-interval, interval, size=x.size)
+
+
+def residual_rows(force_start: np.ndarray, idx) -> np.ndarray:
+    """Positions in the residual vector of a training set (all energies, then all force
+    components atom by atom, then 6 stresses a configuration) of the rows of
+    configurations `idx`, in the order a residual vector of those configurations alone
+    lists them: their energies, their force components (in idx order), their stresses.
+    force_start: [0, cumsum(3 x atoms)] of the whole set."""
+    idx = np.asarray(idx, dtype=np.int64)
+    first = np.asarray(force_start, dtype=np.int64)
+    n, n3 = len(first) - 1, int(first[-1])
+    lengths = first[idx + 1] - first[idx]
+    # each configuration's force rows: its start plus 0 .. length-1
+    forces = np.repeat(first[idx] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) \
+        + np.arange(int(lengths.sum()))
+    stresses = (6 * idx[:, None] + np.arange(6)).ravel()
+    return np.concatenate([idx, n + forces, n + n3 + stresses])
+
+
+def central_jvp(residuals, x: np.ndarray, v: np.ndarray, n_residuals: int) -> np.ndarray:
+    """J v for J = dr/dx of the function `residuals` at x, by a central difference of two
+    residual vectors along v; the step h = 1e-6 (1 + |x|) / |v| keeps the relative error
+    near 1e-8 (tests/test_least_squares.py). Units of r per unit of v."""
+    v = np.asarray(v, dtype=np.float64)
+    norm = float(np.linalg.norm(v))
+    if norm == 0.0:
+        return np.zeros(n_residuals)
+    h = 1e-6 * (1.0 + float(np.linalg.norm(x))) / norm
+    return (residuals(x + h * v) - residuals(x - h * v)) / (2.0 * h)

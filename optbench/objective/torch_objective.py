@@ -116,10 +116,12 @@ class TorchObjective:
 
     model: the adapter; train / valid: data sets with element symbols; weights: MLIP's
     loss weights; train_groups: "all" (default), "readout", or a list of groups;
-    energy_shift: fit the per-element reference shift first (default True)."""
+    energy_shift: fit the per-element reference shift first (default True); reduce: a
+    function summing an array over MPI ranks when `train` is one rank's share
+    (optbench.objective.sharding), so the shift is the whole training set's."""
 
     def __init__(self, model, train: DataSet, valid: DataSet | None = None, weights: LossWeights | None = None,
-                 train_groups="all", energy_shift: bool = True):
+                 train_groups="all", energy_shift: bool = True, reduce=None):
         import torch
 
         if len(train) == 0:
@@ -143,7 +145,7 @@ class TorchObjective:
         self.param_shapes = [tuple(p.shape) for p in self._params]
         self.n_params = int(sum(p.numel() for p in self._params))
         self.configs_evaluated = 0
-        self.energy_shift = self._fit_energy_shift() if energy_shift else {}
+        self.energy_shift = self._fit_energy_shift(reduce) if energy_shift else {}
         self.start = self._get()
 
     # ------------------------------------------------------------------ parameters
@@ -316,21 +318,30 @@ class TorchObjective:
             out.append(compute_metrics(data.configs, *self._predict_split(split)))
         return out
 
-    def _fit_energy_shift(self) -> dict[str, float]:
+    def _fit_energy_shift(self, reduce=None) -> dict[str, float]:
         """The per-element shift (eV per atom) minimising the weighted squared energy
-        error of the training set, folded into the model; {symbol: shift}."""
+        error of the training set, folded into the model; {symbol: shift}. Solved as the
+        minimum-norm solution of the normal equations (the same as least squares on the
+        design; elements always in the same ratio share the shift), whose sums `reduce`
+        adds over MPI ranks."""
         from ase.data import chemical_symbols
 
         split = self._train
         energy, _, _ = self._predict_split(split)
-        elements = sorted({int(z) for zs in split.numbers for z in zs})
+        elements = sorted(int(z) for z in self.model.elements)
         counts = np.array([[np.sum(zs == z) for z in elements] for zs in split.numbers], dtype=float)
         w = np.sqrt(split.wE.to(self._torch.float64).numpy())
-        resid = split.energy.to(self._torch.float64).numpy() - energy
-        # min-norm least squares: elements that always occur in the same ratio share the shift
-        shift = np.linalg.lstsq(counts * w[:, None], resid * w, rcond=None)[0]
-        self.model.shift_energies({z: float(d) for z, d in zip(elements, shift)})
-        return {chemical_symbols[z]: float(d) for z, d in zip(elements, shift)}
+        A, y = counts * w[:, None], (split.energy.to(self._torch.float64).numpy() - energy) * w
+        system = np.concatenate([(A.T @ A).ravel(), A.T @ y, counts.sum(axis=0)])
+        if reduce is not None:
+            system = reduce(system)
+        k = len(elements)
+        present = system[k * k + k:] > 0
+        M = system[:k * k].reshape(k, k)[np.ix_(present, present)]
+        shift = np.linalg.lstsq(M, system[k * k:k * k + k][present], rcond=1e-12)[0]
+        used = [z for z, p in zip(elements, present) if p]
+        self.model.shift_energies({z: float(d) for z, d in zip(used, shift)})
+        return {chemical_symbols[z]: float(d) for z, d in zip(used, shift)}
 
     def save(self, x: np.ndarray, path: str | os.PathLike) -> None:
         """Write the model with parameters x as its package's own file (SevenNet

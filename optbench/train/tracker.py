@@ -42,7 +42,11 @@ class Tracker:
         self.best_metrics: tuple[Metrics | None, Metrics | None] = (None, None)
         self.last_metrics: tuple[Metrics | None, Metrics | None] = (None, None)
         self.last_eval_step = -1
-        self.has_valid = getattr(objective, "valid", None) is not None and len(objective.valid) > 0
+        # a data-parallel objective holds a share of the validation set: n_valid is the whole's
+        n_valid = getattr(objective, "n_valid", None)
+        if n_valid is None:
+            n_valid = len(objective.valid) if getattr(objective, "valid", None) is not None else 0
+        self.has_valid = n_valid > 0
         self.extra_budget: Budget | None = None  # a phase's own limit (hybrid optimizers)
         self.early_stop = settings.early_stop if self.has_valid else None
         self.evals_since_best = 0
