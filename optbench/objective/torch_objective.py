@@ -34,7 +34,7 @@ from optbench.objective.protocol import VOIGT_MULTIPLICITY, LossWeights, perturb
 #: a pass took 20 s for a float64 gradient of 20 cells and 49 s for a Hessian-vector
 #: product, against 41 s and 129 s at 216 atoms (and 12 s / 28-32 s against 19 s / 65-69 s
 #: in float32 at 432), because large graphs make glibc's allocator map and unmap their
-#: buffers on every pass (tests show no change at 108 when that is switched off).
+#: buffers on every pass (measured: switching that off helps 432-atom passes, not 108).
 MAX_ATOMS_PER_PASS = 108
 
 
