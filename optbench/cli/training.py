@@ -30,8 +30,8 @@ from optbench.objective import LossWeights, build_objective
 from optbench.objective.distributed import DistributedObjective, serve
 from optbench.objective.sharding import local_objective
 from optbench.optim import REGISTRY, StepEntry, describe
-from optbench.parallel import DEFAULT_TIMEOUT, world
 from optbench.optim.base import STEP_SETTINGS
+from optbench.parallel import DEFAULT_TIMEOUT, world
 from optbench.status import UNSUCCESSFUL, RunStatus
 from optbench.train import REFINEMENTS, Budget, Schedule, TrainSettings, train
 
@@ -189,12 +189,12 @@ def cmd_train(args) -> int:
     _check_objective(args, model, obj)
     print(f"training {obj.n_params} parameters on {len(train_set)} configurations"
           f"{f' (validation {len(valid)})' if valid is not None else ''} with {args.optimizer}", file=sys.stderr)
-    return _train_and_write(args, obj, settings, save_to, json_path)
+    return _train_and_write(args, obj, settings, save_to, json_path, valid is not None)
 
 
-def _train_and_write(args, obj, settings, save_to, json_path) -> int:
-    """Train on `obj`, save the potential and the record, print the error reports; the
-    exit status."""
+def _train_and_write(args, obj, settings, save_to, json_path, has_valid: bool) -> int:
+    """Train on `obj`, save the potential and the record, print the error reports (the
+    validation set's when `has_valid`); the exit status."""
     result = train(obj, settings, progress=lambda line: print(line, file=sys.stderr, flush=True))
     x = result.x_best if args.keep == "best" else result.x
     print(f"{result.status}: {result.message}; {result.steps} steps, {result.configs_evaluated} configurations, "
@@ -208,7 +208,6 @@ def _train_and_write(args, obj, settings, save_to, json_path) -> int:
         with atomic_output(save_to) as tmp:
             obj.save(x, tmp)
         print(f"saved the {args.keep} parameters to {save_to}", file=sys.stderr)
-        has_valid = getattr(obj, "n_valid", None) or (obj.valid is not None and len(obj.valid))
         for name, split_name in (("training set", "train"), ("validation set", "valid")):
             if split_name == "valid" and not has_valid:
                 continue
@@ -262,7 +261,7 @@ def _train_mpi(args, comm) -> int:
         print(f"training {obj.n_params} parameters on {shard.n_train} configurations"
               f"{f' (validation {n_valid})' if n_valid else ''} with {args.optimizer} over {comm.size} MPI ranks "
               f"holding {share}", file=sys.stderr)
-        code = _train_and_write(args, obj, settings, save_to, json_path)
+        code = _train_and_write(args, obj, settings, save_to, json_path, n_valid > 0)
     finally:
         if obj.failure:
             comm.abort(f"{obj.failure}; nothing was written", 3)

@@ -5,11 +5,11 @@ every size-th configuration within the model's cutoff (one small engine data set
 time), and the ranks exchange the counts; then each keeps only its contiguous run of
 configurations balanced by pair count (optbench.parallel.partition) and builds the
 engine's neighbour data, the memory that grows with the data set, for that run alone.
+The caller then drops the whole parsed sets (a few per cent of the neighbour data's
+memory: positions, labels), so a rank holds its share only.
 """
 
 from __future__ import annotations
-
-import gc
 
 import numpy as np
 
@@ -96,7 +96,7 @@ def local_objective(comm: Comm, model: dict, train: DataSet, valid: DataSet | No
     for the whole sets' species; a foundation model's energy shift fitted on the whole
     training set). Rank 0 wraps it in DistributedObjective; the others serve() it. Every
     rank raises the same ValueError when any rank's part failed, so no rank is left
-    waiting."""
+    waiting. The caller drops its references to the whole sets afterwards."""
     from optbench.objective.build import build_objective, build_torch_objective
 
     message, local, shard = None, None, None
@@ -104,8 +104,6 @@ def local_objective(comm: Comm, model: dict, train: DataSet, valid: DataSet | No
         n_species = species_count(train, valid)
         cutoff, adapter = _cutoff_and_adapter(model, n_species)
         local_train, local_valid, shard = shard_data(comm, train, valid, cutoff)
-        del train, valid
-        gc.collect()  # the whole sets are dropped before the engine builds this share's neighbour data
         if adapter is not None:
             local = build_torch_objective(model, local_train, local_valid, weights, threads, adapter=adapter,
                                           reduce=lambda a: comm.allreduce_sum(a, "the energy shift's equations"))

@@ -135,13 +135,6 @@ class Comm:
         self.wait(self.comm.Iallreduce(send, recv, op=self._MPI.SUM), what, self._deadline(0.0))
         return recv
 
-    def allgather(self, values: np.ndarray, what: str) -> np.ndarray:
-        """Every rank's 1-d float64 array of the same length, stacked (size, n) on every rank."""
-        send = np.ascontiguousarray(values, dtype=np.float64)
-        recv = np.empty((self.size, send.size))
-        self.wait(self.comm.Iallgather(send, recv), what, self._deadline(0.0))
-        return recv
-
     def gatherv(self, array: np.ndarray, counts, what: str, own_seconds: float = 0.0) -> np.ndarray | None:
         """The ranks' 1-d float64 arrays (rank r's of length counts[r]) concatenated in
         rank order, on rank 0 (None elsewhere)."""
