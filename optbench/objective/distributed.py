@@ -10,7 +10,9 @@ and returns their part. Each command is
     header [op, len(x), len(batch) or -1, argument] -> x -> batch -> v   (broadcasts)
     every rank: its part on its share, timed
     every rank: did its part fail? (allgather of messages: all ranks agree)
-    rank 0: the parts combined (sum or maximum, Reduce; residuals, Gatherv)
+    rank 0: the parts combined (leaf rows: Gatherv, then added in leaf order; the
+            validation loss and metrics: Reduce sum and max; residual rows: Gatherv;
+            J^T u: Reduce, after u's rows went out by Scatterv)
 
 Sums are of the per-configuration terms: the training set is cut into fixed leaves (runs
 of consecutive configurations, at most MAX_LEAVES, chosen from the data alone); each rank
