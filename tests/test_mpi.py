@@ -234,7 +234,8 @@ def test_a_dead_or_hung_rank_ends_the_job(data_file, tmp_path, mode):
 @needs_mpi
 def test_bad_input_is_one_clear_error(data_file, tmp_path):
     """A missing file: every rank stops at once; rank 0 alone prints the error naming it.
-    More ranks than configurations: the error says how many ranks can be used."""
+    More ranks than configurations: the error says how many ranks can be used. MLIP's
+    own trainer (native) under mpiexec: one error saying to start it without."""
     r = _launch(2, [str(BIN / "optbench"), *_train_args(tmp_path / "missing.cfg", tmp_path / "p.almtp")], timeout=60)
     assert r.returncode == 2
     assert r.stderr.count("error:") == 1 and "missing.cfg" in r.stderr, r.stderr
@@ -245,6 +246,9 @@ def test_bad_input_is_one_clear_error(data_file, tmp_path):
             "--save-to", str(tmp_path / "p.almtp")]
     r = _launch(2, [str(BIN / "optbench"), *args], timeout=60)
     assert r.returncode == 2 and "use at most 1 ranks" in r.stderr, r.stderr
+    args = ["train", "mtp level=6", str(data_file), "--optimizer", "native", "--save-to", str(tmp_path / "p.almtp")]
+    r = _launch(2, [str(BIN / "optbench"), *args], timeout=60)
+    assert r.returncode == 2 and r.stderr.count("runs over MPI itself") == 1, r.stderr
 
 
 _EXPERIMENT = """

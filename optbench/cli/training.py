@@ -232,6 +232,9 @@ def _train_mpi(args, comm) -> int:
     rank0 = comm.rank == 0
     message, prepared = None, None
     try:
+        if args.optimizer == "native":
+            raise ValueError("--optimizer native is MLIP's own mlp train, which runs over MPI itself: start "
+                             "optbench train without mpiexec")
         prepared = _prepare(args, rank0)
     except (ValueError, OSError) as err:
         message = str(err)
