@@ -310,12 +310,6 @@ class DistributedObjective:
         """Validation configurations over all ranks."""
         return self.shard.n_valid
 
-    @property
-    def valid(self):
-        """Rank 0's share of the validation set (None when the whole set is empty); the
-        tracker reads n_valid for the whole set's size."""
-        return self.local.valid if self.shard.n_valid else None
-
     def _command(self, op: int, x=None, batch=None, v=None, arg: int = 0):
         if self.failure is not None:
             raise RuntimeError(f"MPI job broken: {self.failure}")
